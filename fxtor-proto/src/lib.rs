@@ -1,0 +1,29 @@
+//! # fxtor-proto
+//!
+//! The sans-IO core of fxtor: BitTorrent's formats and protocol state machines. Nothing here
+//! opens a socket, reads a clock, touches a file or spawns a thread; the adapter crates
+//! (`fxtor-tokio`, `fxtor-async-std`) do that and feed the results in.
+//!
+//! - [`bencode`]: borrowed, span-keeping decoder and canonical encoder.
+//! - [`metainfo`]: [`TorrentInfo`] for v1, v2 and hybrid torrents, [`FileStorage`].
+//! - [`merkle`]: BEP52 merkle trees.
+//! - [`create`]: building .torrent files from data the caller feeds in.
+//! - [`magnet`]: magnet links (BEP9, BEP53).
+//! - [`wire`]: the peer wire protocol codec and extension payloads.
+//! - [`peer_id`]: BEP20 peer ids.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bencode;
+pub mod create;
+mod hash;
+mod index;
+pub mod magnet;
+pub mod merkle;
+pub mod metainfo;
+pub mod peer_id;
+pub mod wire;
+
+pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, Sha1Hash, Sha256Hash};
+pub use index::{FileIndex, PieceIndex, BLOCK_SIZE};
+pub use metainfo::{FileStorage, TorrentInfo};

@@ -1,0 +1,5 @@
+//! (in progress)
+/// placeholder
+pub struct TorrentInfo;
+/// placeholder
+pub struct FileStorage;

@@ -1,0 +1,1 @@
+//! fxtor on tokio.
