@@ -56,9 +56,12 @@ impl MessageDecoder {
     }
 
     /// A decoder that refuses messages longer than `max_message_len` bytes (id and payload,
-    /// without the length prefix).
+    /// without the length prefix). The limit is capped at `u32::MAX - 4`, so that a whole
+    /// frame's length fits in 32 bits.
     pub fn with_max_message_len(max_message_len: u32) -> Self {
-        Self { max_message_len }
+        Self {
+            max_message_len: max_message_len.min(u32::MAX - 4),
+        }
     }
 
     /// A decoder sized for a torrent of `num_pieces` pieces: its bitfield fits, and so does
@@ -90,8 +93,8 @@ impl MessageDecoder {
                 max: self.max_message_len,
             });
         }
-        // `length` is at most `max_message_len`, a u32, so this cannot overflow a usize on
-        // the platforms `bytes` supports (32 bits and up).
+        // `length` is at most `u32::MAX - 4` (see `with_max_message_len`), so the frame's
+        // length fits in 32 bits and thus in a usize.
         let frame_len = 4 + length as usize;
         if buf.len() < frame_len {
             buf.reserve(frame_len - buf.len());

@@ -376,21 +376,29 @@ impl Message {
     ///
     /// If a payload is too long for the 32-bit length prefix (4 GiB or more).
     pub fn encode(&self, out: &mut impl BufMut) {
-        if let Message::Piece(block) = self {
-            block.encode_header(out);
-            out.put_slice(&block.data);
-            return;
-        }
-        out.put_u32(frame_len(self.body_len()));
         match self {
-            Message::KeepAlive => return,
-            Message::Unknown { id, .. } => out.put_u8(*id),
-            other => {
-                if let Some(id) = other.id() {
+            Message::KeepAlive => out.put_u32(0),
+            Message::Piece(block) => {
+                block.encode_header(out);
+                out.put_slice(&block.data);
+            }
+            Message::Unknown { id, payload } => {
+                out.put_u32(frame_len(self.body_len()));
+                out.put_u8(*id);
+                out.put_slice(payload);
+            }
+            known => {
+                out.put_u32(frame_len(self.body_len()));
+                if let Some(id) = known.id() {
                     out.put_u8(id.into());
                 }
+                known.encode_payload(out);
             }
         }
+    }
+
+    /// Writes what follows the message id.
+    fn encode_payload(&self, out: &mut impl BufMut) {
         match self {
             Message::KeepAlive
             | Message::Choke
@@ -398,8 +406,7 @@ impl Message {
             | Message::Interested
             | Message::NotInterested
             | Message::HaveAll
-            | Message::HaveNone
-            | Message::Piece(_) => {}
+            | Message::HaveNone => {}
             Message::Have(piece) | Message::Suggest(piece) | Message::AllowedFast(piece) => {
                 out.put_u32(piece.0)
             }
@@ -408,6 +415,11 @@ impl Message {
                 out.put_u32(r.piece.0);
                 out.put_u32(r.offset);
                 out.put_u32(r.length);
+            }
+            Message::Piece(block) => {
+                out.put_u32(block.piece.0);
+                out.put_u32(block.offset);
+                out.put_slice(&block.data);
             }
             Message::Port(port) => out.put_u16(*port),
             Message::Extended { id, payload } => {

@@ -465,7 +465,53 @@ fn decode_in_chunks(
     Ok(out)
 }
 
+#[test]
+fn extension_payloads_parse_from_decoded_messages_without_copying() {
+    use super::extension::{MetadataMessage, MetadataPiece};
+    let data = Bytes::from(vec![0x5a; 1000]);
+    let metadata = MetadataMessage::Data {
+        piece: MetadataPiece(0),
+        total_size: 1000,
+        data: data.clone(),
+    };
+    let mut buf = BytesMut::new();
+    Message::Extended {
+        id: 2,
+        payload: metadata.to_bytes(),
+    }
+    .encode(&mut buf);
+    let buf_range = buf.as_ptr_range();
+    let Ok(Some(Message::Extended { id: 2, payload })) = MessageDecoder::new().decode(&mut buf)
+    else {
+        panic!("expected an extended message");
+    };
+    let parsed = MetadataMessage::parse(&payload).unwrap();
+    let MetadataMessage::Data { data: got, .. } = &parsed else {
+        panic!("expected metadata data, got {parsed:?}");
+    };
+    assert_eq!(got, &data);
+    assert!(buf_range.contains(&got.as_ptr()));
+    assert_eq!(got.as_ptr_range().end, buf_range.end);
+}
+
 proptest! {
+    #[test]
+    fn lengths_over_the_limit_are_refused_without_growing_the_buffer(
+        max in 0u32..(1 << 24),
+        excess in 1u32..=u32::MAX,
+        tail in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let length = max.saturating_add(excess).max(max + 1);
+        let mut buf = BytesMut::with_capacity(16);
+        buf.extend_from_slice(&length.to_be_bytes());
+        buf.extend_from_slice(&tail);
+        let capacity = buf.capacity();
+        let result = MessageDecoder::with_max_message_len(max).decode(&mut buf);
+        prop_assert_eq!(result, Err(WireError::MessageTooLong { length, max }));
+        prop_assert_eq!(buf.capacity(), capacity);
+        prop_assert_eq!(buf.len(), 4 + tail.len());
+    }
+
     #[test]
     fn encode_then_decode_is_identity(msg in arb_message()) {
         let bytes = msg.to_bytes();
