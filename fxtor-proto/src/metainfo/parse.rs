@@ -1,0 +1,408 @@
+//! Reading the file lists of an info dictionary: the v1 `files` list (or single `length`), the
+//! v2 `file tree`, and checking that a hybrid's two lists agree.
+
+use crate::bencode::{Dict, Value};
+use crate::Sha256Hash;
+
+use super::error::MetainfoError;
+use super::sanitize::{append_component, append_components};
+use super::storage::{FileEntry, PadKind};
+use super::LoadLimits;
+
+/// The largest file accepted: below (2^30 − 1) × 16 KiB, libtorrent's limit, so that the
+/// indices of a file's merkle tree fit in 31 bits.
+pub const MAX_FILE_SIZE: u64 = ((1 << 30) - 1) * 16384 - 1;
+
+/// The largest `piece length` accepted (`i32::MAX / 2`, libtorrent's limit).
+pub const MAX_PIECE_LENGTH: u32 = (i32::MAX / 2) as u32;
+
+/// The name libtorrent gives a file whose path is sanitised away entirely.
+const PLACEHOLDER_NAME: &str = "_";
+
+/// The prefix by which BitComet names its pad files.
+const BITCOMET_PAD_PREFIX: &[u8] = b"_____padding_file_";
+
+/// BEP47 file attributes (`attr`).
+#[derive(Default, Clone, Copy)]
+struct Attributes {
+    pad: bool,
+    executable: bool,
+    hidden: bool,
+    symlink: bool,
+}
+
+impl Attributes {
+    fn of(dict: &Dict<'_>) -> Self {
+        let mut attributes = Self::default();
+        for c in dict.get_bytes("attr").unwrap_or_default() {
+            match c {
+                b'p' => attributes.pad = true,
+                b'x' => attributes.executable = true,
+                b'h' => attributes.hidden = true,
+                b'l' => attributes.symlink = true,
+                _ => {}
+            }
+        }
+        attributes
+    }
+}
+
+/// Reads and checks `piece length`: positive and at most [`MAX_PIECE_LENGTH`]; for v2 also a
+/// power of two of at least 16 KiB.
+pub fn piece_length(info: &Dict<'_>, v2: bool) -> Result<u32, MetainfoError> {
+    let value = info
+        .get("piece length")
+        .ok_or(MetainfoError::MissingKey("piece length"))?;
+    let length = value.as_int().ok_or(MetainfoError::WrongType {
+        key: "piece length",
+        expected: "an integer",
+    })?;
+    let valid = u32::try_from(length)
+        .ok()
+        .filter(|&l| l > 0 && l <= MAX_PIECE_LENGTH)
+        .filter(|&l| !v2 || crate::merkle::piece_height(l).is_some());
+    valid.ok_or(MetainfoError::InvalidPieceLength(length))
+}
+
+/// Reads a file's `length` (0 for a symlink, which has no data).
+fn file_length(
+    dict: &Dict<'_>,
+    symlink: bool,
+    label: impl Fn() -> String,
+) -> Result<u64, MetainfoError> {
+    if symlink {
+        return Ok(0);
+    }
+    let length = dict.get_int("length").unwrap_or(-1);
+    u64::try_from(length)
+        .ok()
+        .filter(|&l| l <= MAX_FILE_SIZE)
+        .ok_or_else(|| MetainfoError::InvalidFileLength {
+            file: label(),
+            length,
+        })
+}
+
+/// Reads a list of path components: every item must be a string.
+fn path_list<'a>(
+    list: &'a [Value<'_>],
+    label: impl Fn() -> String,
+    reason: &'static str,
+) -> Result<impl Iterator<Item = &'a [u8]> + Clone, MetainfoError> {
+    if list.iter().any(|v| v.as_bytes().is_none()) {
+        return Err(MetainfoError::InvalidFile {
+            file: label(),
+            reason,
+        });
+    }
+    Ok(list.iter().filter_map(Value::as_bytes))
+}
+
+/// Reads a `symlink path` into a sanitised target; `None` if absent or empty once sanitised
+/// (the file is then not a symlink, as libtorrent treats it).
+fn symlink_target(
+    dict: &Dict<'_>,
+    label: impl Fn() -> String,
+) -> Result<Option<String>, MetainfoError> {
+    let Some(list) = dict.get_list("symlink path") else {
+        return Ok(None);
+    };
+    let components = path_list(
+        list,
+        label,
+        "`symlink path` holds something other than strings",
+    )?;
+    let mut target = String::new();
+    append_components(&mut target, components);
+    Ok((!target.is_empty()).then_some(target))
+}
+
+/// Reads a v1 multi-file `files` list.
+pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
+    if list.len() > limits.max_files {
+        return Err(MetainfoError::TooManyFiles {
+            max: limits.max_files,
+        });
+    }
+    let mut files = Vec::with_capacity(list.len());
+    for (index, value) in list.iter().enumerate() {
+        let label = || format!("files[{index}]");
+        let dict = value.as_dict().ok_or_else(|| MetainfoError::InvalidFile {
+            file: label(),
+            reason: "not a dictionary",
+        })?;
+        let mut attributes = Attributes::of(dict);
+        let size = file_length(dict, attributes.symlink, label)?;
+        let raw_path = dict
+            .get_list("path.utf-8")
+            .or_else(|| dict.get_list("path"))
+            .filter(|p| !p.is_empty());
+        let path = match raw_path {
+            Some(raw_path) => {
+                let components =
+                    path_list(raw_path, label, "`path` holds something other than strings")?;
+                if components
+                    .clone()
+                    .any(|c| c.starts_with(BITCOMET_PAD_PREFIX))
+                {
+                    attributes.pad = true;
+                }
+                let mut path = String::new();
+                if !append_components(&mut path, components) {
+                    path.push_str(PLACEHOLDER_NAME);
+                }
+                path
+            }
+            None if attributes.pad => format!(".pad/{size}"),
+            None => return Err(MetainfoError::MissingPath { file: label() }),
+        };
+        let mut entry = FileEntry::new(path, size);
+        entry.pad = attributes.pad.then_some(PadKind::Listed);
+        entry.executable = attributes.executable;
+        entry.hidden = attributes.hidden;
+        entry.mtime = dict.get_int("mtime");
+        if attributes.symlink {
+            entry.symlink_target = symlink_target(dict, label)?;
+        }
+        files.push(entry);
+    }
+    Ok(files)
+}
+
+/// Reads the one file of a v1 single-file torrent, named `name` (already sanitised).
+pub fn v1_single_file(info: &Dict<'_>, name: &str) -> Result<FileEntry, MetainfoError> {
+    if name.is_empty() {
+        return Err(MetainfoError::MissingName);
+    }
+    let label = || name.to_owned();
+    let attributes = Attributes::of(info);
+    let size = file_length(info, attributes.symlink, label)?;
+    let mut entry = FileEntry::new(name.to_owned(), size);
+    entry.pad = attributes.pad.then_some(PadKind::Listed);
+    entry.executable = attributes.executable;
+    entry.hidden = attributes.hidden;
+    entry.mtime = info.get_int("mtime");
+    if attributes.symlink {
+        entry.symlink_target = symlink_target(info, label)?;
+    }
+    Ok(entry)
+}
+
+/// The files of a v2 `file tree`, in tree order, without pads or offsets.
+pub struct FileTree {
+    /// The files.
+    pub files: Vec<FileEntry>,
+    /// Whether the tree is a single file at its top (a single-file torrent).
+    pub single_file: bool,
+}
+
+/// Reads a v2 `file tree`.
+pub fn file_tree(tree: &Dict<'_>, limits: &LoadLimits) -> Result<FileTree, MetainfoError> {
+    let mut files = Vec::new();
+    let mut path = String::new();
+    walk_tree(tree, &mut path, 0, limits, &mut files)?;
+    let single_file = tree.len() == 1 && tree.iter().all(|(_, v)| is_file_node(v));
+    Ok(FileTree { files, single_file })
+}
+
+/// Whether a tree node is a file: a dictionary whose only key is the empty string.
+fn is_file_node(node: &Value<'_>) -> bool {
+    node.as_dict()
+        .is_some_and(|d| d.len() == 1 && d.iter().all(|(k, _)| k.is_empty()))
+}
+
+fn walk_tree(
+    tree: &Dict<'_>,
+    path: &mut String,
+    depth: usize,
+    limits: &LoadLimits,
+    files: &mut Vec<FileEntry>,
+) -> Result<(), MetainfoError> {
+    if depth > limits.max_file_tree_depth {
+        return Err(MetainfoError::FileTreeTooDeep(limits.max_file_tree_depth));
+    }
+    for (key, node) in tree.iter() {
+        let parent_len = path.len();
+        if key.is_empty() {
+            return Err(MetainfoError::FileTree {
+                path: path.clone(),
+                reason: "an empty name (a file must be the only entry of its node)",
+            });
+        }
+        append_component(path, key);
+        let dict = node.as_dict().ok_or_else(|| MetainfoError::FileTree {
+            path: path.clone(),
+            reason: "not a dictionary",
+        })?;
+        if is_file_node(node) {
+            if files.len() >= limits.max_files {
+                return Err(MetainfoError::TooManyFiles {
+                    max: limits.max_files,
+                });
+            }
+            let properties = dict.get_dict("").ok_or_else(|| MetainfoError::FileTree {
+                path: path.clone(),
+                reason: "file properties are not a dictionary",
+            })?;
+            files.push(v2_file(properties, path)?);
+        } else {
+            walk_tree(dict, path, depth + 1, limits, files)?;
+        }
+        path.truncate(parent_len);
+    }
+    Ok(())
+}
+
+/// Reads the properties of one v2 file at `path` (sanitised).
+fn v2_file(properties: &Dict<'_>, path: &str) -> Result<FileEntry, MetainfoError> {
+    let path = if path.is_empty() {
+        PLACEHOLDER_NAME
+    } else {
+        path
+    };
+    let label = || path.to_owned();
+    let attributes = Attributes::of(properties);
+    if attributes.pad {
+        return Err(MetainfoError::PadFileInTree { path: label() });
+    }
+    let size = file_length(properties, attributes.symlink, label)?;
+    let mut entry = FileEntry::new(path.to_owned(), size);
+    entry.executable = attributes.executable;
+    entry.hidden = attributes.hidden;
+    entry.mtime = properties.get_int("mtime");
+    if attributes.symlink {
+        entry.symlink_target = symlink_target(properties, label)?;
+    }
+    if size > 0 {
+        let root = properties.get_bytes("pieces root").ok_or_else(|| {
+            MetainfoError::InvalidPiecesRoot {
+                file: label(),
+                reason: "missing `pieces root`",
+            }
+        })?;
+        let root =
+            Sha256Hash::from_slice(root).ok_or_else(|| MetainfoError::InvalidPiecesRoot {
+                file: label(),
+                reason: "`pieces root` is not 32 bytes",
+            })?;
+        if root == Sha256Hash::default() {
+            return Err(MetainfoError::InvalidPiecesRoot {
+                file: label(),
+                reason: "`pieces root` is all zeros",
+            });
+        }
+        entry.pieces_root = Some(root);
+    }
+    Ok(entry)
+}
+
+/// Lays out v2 files as libtorrent does: a synthesized pad after every file with data whose
+/// end is not on a piece boundary, so each such file starts a piece.
+pub fn v2_layout(
+    files: Vec<FileEntry>,
+    piece_length: u32,
+    limits: &LoadLimits,
+) -> Result<Vec<FileEntry>, MetainfoError> {
+    let piece_length = u64::from(piece_length);
+    let mut laid_out = Vec::with_capacity(files.len());
+    let mut end = 0u64;
+    for file in files {
+        end = end
+            .checked_add(file.size)
+            .ok_or(MetainfoError::SizeOverflow)?;
+        let needs_pad = file.pieces_root.is_some() && end % piece_length != 0;
+        laid_out.push(file);
+        if needs_pad {
+            let pad = piece_length - end % piece_length;
+            end = end.checked_add(pad).ok_or(MetainfoError::SizeOverflow)?;
+            laid_out.push(FileEntry::pad(pad, PadKind::Synthesized));
+        }
+        if laid_out.len() > limits.max_files {
+            return Err(MetainfoError::TooManyFiles {
+                max: limits.max_files,
+            });
+        }
+    }
+    Ok(laid_out)
+}
+
+/// Lays out a hybrid torrent: checks that its v1 files (pads included) describe the same
+/// files as its v2 tree, in the same order, with the same paths, sizes and kinds, each file
+/// with data starting where the v2 layout puts it; then returns the v2 layout, its pads
+/// marked as listed.
+///
+/// As in libtorrent 2.0, the v1 list may leave out the pad after the last file with data
+/// (the tail pad); the layout then leaves it out too.
+pub fn hybrid_layout(
+    v1: &[FileEntry],
+    v2: Vec<FileEntry>,
+    piece_length: u32,
+    limits: &LoadLimits,
+) -> Result<Vec<FileEntry>, MetainfoError> {
+    let inconsistent = |what: String| Err(MetainfoError::InconsistentFiles(what));
+    let mut layout = v2_layout(v2, piece_length, limits)?;
+
+    // The offset and index of each file that is not a pad, and the total size.
+    let with_offsets = |files: &[FileEntry]| -> Result<(Vec<(u64, usize)>, u64), MetainfoError> {
+        let mut offset = 0u64;
+        let mut out = Vec::with_capacity(files.len());
+        for (index, file) in files.iter().enumerate() {
+            if !file.is_pad() {
+                out.push((offset, index));
+            }
+            offset = offset
+                .checked_add(file.size)
+                .ok_or(MetainfoError::SizeOverflow)?;
+        }
+        Ok((out, offset))
+    };
+    let (v1_files, v1_total) = with_offsets(v1)?;
+    let (v2_files, v2_total) = with_offsets(&layout)?;
+    if v1_files.len() != v2_files.len() {
+        return inconsistent(format!(
+            "{} files in `files`, {} in `file tree`",
+            v1_files.len(),
+            v2_files.len()
+        ));
+    }
+    for (&(v1_offset, i), &(v2_offset, j)) in v1_files.iter().zip(&v2_files) {
+        let (Some(a), Some(b)) = (v1.get(i), layout.get(j)) else {
+            return inconsistent("a file is missing".into());
+        };
+        if a.path != b.path {
+            return inconsistent(format!("`{}` is `{}` in `file tree`", a.path, b.path));
+        }
+        if a.size != b.size || a.is_symlink() != b.is_symlink() {
+            return inconsistent(format!("`{}` differs in size or kind", a.path));
+        }
+        if a.size > 0 && v1_offset != v2_offset {
+            return inconsistent(format!(
+                "`{}` starts at {v1_offset} in `files` but at {v2_offset} in `file tree`",
+                a.path
+            ));
+        }
+    }
+
+    if v1_total != v2_total {
+        // Only the tail pad, after the last file with data, may be missing from `files`.
+        let tail_pad = layout
+            .iter()
+            .rposition(|f| f.pieces_root.is_some())
+            .map(|last| last + 1)
+            .filter(|&next| layout.get(next).is_some_and(FileEntry::is_pad));
+        match tail_pad {
+            Some(pad) if layout.get(pad).map(|p| v2_total - p.size) == Some(v1_total) => {
+                layout.remove(pad);
+            }
+            _ => {
+                return inconsistent(format!(
+                    "{v1_total} bytes in `files`, {v2_total} in `file tree`"
+                ))
+            }
+        }
+    }
+    for file in layout.iter_mut().filter(|f| f.is_pad()) {
+        file.pad = Some(PadKind::Listed);
+    }
+    Ok(layout)
+}

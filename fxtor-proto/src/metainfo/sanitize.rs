@@ -1,0 +1,430 @@
+//! Making the names in a .torrent safe to use as file names.
+//!
+//! A torrent names its files with arbitrary bytes. Nothing it says may name a path outside
+//! the download directory, nor a name some file system refuses or treats specially. Each path
+//! component is cleaned on its own ([`append_component`]):
+//!
+//! - `/`, `\`, NUL and the Unicode direction overrides (U+200E, U+200F, U+202A–U+202E,
+//!   U+2066–U+2069, which can disguise an extension) are removed, so a component is always a
+//!   single name and never absolute;
+//! - other control characters, the characters Windows refuses (`< > : " | ? *`) and bytes
+//!   that are not UTF-8 become `_`;
+//! - trailing dots and spaces are removed (Windows drops them silently, which could make two
+//!   names one); so `.` and `..` vanish entirely, as does any component left empty;
+//! - Windows device names (`CON`, `NUL`, `COM1`, `LPT1`, … with or without an extension)
+//!   get a leading `_`;
+//! - a component longer than 255 bytes is shortened, keeping its extension.
+//!
+//! Paths are kept as their components joined with `/`. [`Deduplicator`] then renames files
+//! whose paths collide (ignoring ASCII case, as on Windows and macOS), the way libtorrent
+//! does: `name.ext` becomes `name.1.ext`.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The longest component, in bytes, most file systems accept.
+pub const MAX_COMPONENT_LEN: usize = 255;
+
+/// The longest extension (dot included) kept when a long component is shortened.
+const MAX_EXTENSION_LEN: usize = 16;
+
+/// Whether `c` is dropped from names: separators, NUL and direction overrides.
+fn is_removed(c: char) -> bool {
+    matches!(
+        c,
+        '/' | '\\' | '\0' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Whether `c` is replaced by `_`: control characters and what Windows refuses in names.
+fn is_replaced(c: char) -> bool {
+    c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
+}
+
+/// Whether `name` is a Windows device name, which opens a device instead of a file even with
+/// an extension (`nul.txt`).
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    const DEVICES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
+    if DEVICES.iter().any(|d| stem.eq_ignore_ascii_case(d)) {
+        return true;
+    }
+    // COM0-9 and LPT0-9, and the superscript digits Windows also treats as port numbers.
+    let (Some(prefix), Some(number)) = (stem.get(..3), stem.get(3..)) else {
+        return false;
+    };
+    let is_port_number =
+        matches!(number.as_bytes(), [d] if d.is_ascii_digit()) || matches!(number, "¹" | "²" | "³");
+    (prefix.eq_ignore_ascii_case("COM") || prefix.eq_ignore_ascii_case("LPT")) && is_port_number
+}
+
+/// Removes trailing dots and spaces from `out[start..]`.
+fn trim_trailing_dots_and_spaces(out: &mut String, start: usize) {
+    while out.len() > start && out.ends_with(['.', ' ']) {
+        out.pop();
+    }
+}
+
+/// The largest index `<= at` that is a char boundary of `s`.
+fn floor_char_boundary(s: &str, mut at: usize) -> usize {
+    if at >= s.len() {
+        return s.len();
+    }
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Shortens the component at `out[start..]` to [`MAX_COMPONENT_LEN`] bytes, keeping a short
+/// extension.
+fn shorten(out: &mut String, start: usize) {
+    let component = &out[start..];
+    if component.len() <= MAX_COMPONENT_LEN {
+        return;
+    }
+    let extension = component
+        .rfind('.')
+        .filter(|&dot| dot > 0 && component.len() - dot <= MAX_EXTENSION_LEN)
+        .map(|dot| component[dot..].to_owned());
+    let ext_len = extension.as_ref().map_or(0, String::len);
+    let stem_end = floor_char_boundary(component, MAX_COMPONENT_LEN - ext_len);
+    out.truncate(start + stem_end);
+    match extension {
+        Some(ext) => out.push_str(&ext),
+        None => trim_trailing_dots_and_spaces(out, start),
+    }
+}
+
+/// Appends the sanitised form of the raw component `raw` to `out`, preceded by `/` if `out`
+/// is not empty. Returns whether anything was appended (a component can vanish entirely).
+pub fn append_component(out: &mut String, raw: &[u8]) -> bool {
+    let before = out.len();
+    if before > 0 {
+        out.push('/');
+    }
+    let start = out.len();
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if is_removed(c) {
+                continue;
+            }
+            out.push(if is_replaced(c) { '_' } else { c });
+        }
+        if !chunk.invalid().is_empty() {
+            out.push('_');
+        }
+    }
+    trim_trailing_dots_and_spaces(out, start);
+    shorten(out, start);
+    if out.len() == start {
+        out.truncate(before);
+        return false;
+    }
+    if is_device_name(&out[start..]) {
+        out.insert(start, '_');
+    }
+    true
+}
+
+/// The sanitised form of one raw component; empty if nothing is left of it.
+///
+/// ```
+/// use fxtor_proto::metainfo::sanitize_component;
+/// assert_eq!(sanitize_component(b".."), "");
+/// assert_eq!(sanitize_component(b"/etc/passwd"), "etcpasswd");
+/// assert_eq!(sanitize_component(b"a\x01b:c"), "a_b_c");
+/// assert_eq!(sanitize_component(b"con.txt"), "_con.txt");
+/// assert_eq!(sanitize_component(b"bad\xffutf8"), "bad_utf8");
+/// ```
+pub fn sanitize_component(raw: &[u8]) -> String {
+    let mut out = String::new();
+    append_component(&mut out, raw);
+    out
+}
+
+/// Appends the sanitised components of `raw` to `out`, each preceded by `/` when `out` is
+/// not empty. Returns whether anything was appended.
+pub fn append_components<'a>(out: &mut String, raw: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let before = out.len();
+    for component in raw {
+        append_component(out, component);
+    }
+    out.len() > before
+}
+
+/// Compares two strings ignoring ASCII case.
+fn cmp_caseless(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// Renames files whose paths collide with another file's path or with a directory, ignoring
+/// ASCII case, as libtorrent does: the later file becomes `stem.N.ext` for the smallest free
+/// `N` from 1.
+pub struct Deduplicator {
+    /// The most files that may be renamed before the torrent is refused.
+    pub max_renames: usize,
+}
+
+/// Too many files share names (see [`Deduplicator::max_renames`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyDuplicates;
+
+impl Deduplicator {
+    /// Renames, in `paths`, the paths that collide. `paths[i]` is `None` for files that take
+    /// no part (pad files, which are never written). Returns how many were renamed.
+    pub fn run(&self, paths: &mut [Option<&mut String>]) -> Result<usize, TooManyDuplicates> {
+        if !self.has_collisions(paths) {
+            return Ok(0);
+        }
+        self.rename(paths)
+    }
+
+    /// A fast check without allocating per file: sorts every file path and directory prefix
+    /// (case-insensitively) and looks for a file equal to anything else.
+    fn has_collisions(&self, paths: &[Option<&mut String>]) -> bool {
+        // (file, length of the prefix, is a directory)
+        let mut names: Vec<(u32, u32, bool)> = Vec::with_capacity(paths.len());
+        for (i, path) in paths.iter().enumerate() {
+            let Some(path) = path else { continue };
+            // Paths are far shorter than 4 GiB and files fewer than 2^32 (limits enforce it);
+            // a path that did not fit would only be compared by a shorter prefix.
+            let file = i as u32;
+            for (at, _) in path.match_indices('/') {
+                names.push((file, at as u32, true));
+            }
+            names.push((file, path.len() as u32, false));
+        }
+        let name_of = |&(file, len, _): &(u32, u32, bool)| -> &str {
+            paths
+                .get(file as usize)
+                .and_then(|p| p.as_deref())
+                .and_then(|p| p.get(..len as usize))
+                .unwrap_or("")
+        };
+        names.sort_unstable_by(|a, b| cmp_caseless(name_of(a), name_of(b)));
+        names
+            .chunk_by(|a, b| cmp_caseless(name_of(a), name_of(b)).is_eq())
+            .any(|group| {
+                let files = group.iter().filter(|(_, _, dir)| !dir).count();
+                files > 1 || (files == 1 && group.len() > 1)
+            })
+    }
+
+    /// Renames colliding files, in order: every directory is taken first, then each file takes
+    /// its name or the first free `stem.N.ext`.
+    fn rename(&self, paths: &mut [Option<&mut String>]) -> Result<usize, TooManyDuplicates> {
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for path in paths.iter().flatten() {
+            for (at, _) in path.match_indices('/') {
+                taken.insert(path[..at].to_ascii_lowercase());
+            }
+        }
+        // The next N to try for each (stem, extension), lower-cased.
+        let mut next_number: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut renamed = 0usize;
+        for path in paths.iter_mut().flatten() {
+            if taken.insert(path.to_ascii_lowercase()) {
+                continue;
+            }
+            renamed += 1;
+            if renamed > self.max_renames {
+                return Err(TooManyDuplicates);
+            }
+            let (stem, extension) = split_extension(path);
+            let (stem, extension) = (stem.to_owned(), extension.to_owned());
+            let key = (stem.to_ascii_lowercase(), extension.to_ascii_lowercase());
+            let mut number = next_number.get(&key).copied().unwrap_or(1);
+            // Every candidate that is taken belongs to another file or directory, so this
+            // ends within paths.len() + 1 tries.
+            let candidate = loop {
+                let candidate = numbered(&stem, number, &extension);
+                number += 1;
+                if taken.insert(candidate.to_ascii_lowercase()) {
+                    break candidate;
+                }
+            };
+            next_number.insert(key, number);
+            **path = candidate;
+        }
+        Ok(renamed)
+    }
+}
+
+/// Splits a path into everything before the extension of its last component, and the
+/// extension (dot included; empty if none). A leading dot (`.bashrc`) is not an extension.
+fn split_extension(path: &str) -> (&str, &str) {
+    let name_start = path.rfind('/').map_or(0, |slash| slash + 1);
+    match path[name_start..].rfind('.') {
+        Some(dot) if dot > 0 => path.split_at(name_start + dot),
+        _ => (path, ""),
+    }
+}
+
+/// `stem.N.ext`, its last component kept within [`MAX_COMPONENT_LEN`] bytes.
+fn numbered(stem: &str, number: u64, extension: &str) -> String {
+    let suffix = format!(".{number}{extension}");
+    let name_start = stem.rfind('/').map_or(0, |slash| slash + 1);
+    let room = MAX_COMPONENT_LEN.saturating_sub(suffix.len());
+    let name = &stem[name_start..];
+    let keep = floor_char_boundary(name, room);
+    format!("{}{}{}", &stem[..name_start], &name[..keep], suffix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(raw: &[u8]) -> String {
+        sanitize_component(raw)
+    }
+
+    #[test]
+    fn dot_components_vanish() {
+        assert_eq!(clean(b"."), "");
+        assert_eq!(clean(b".."), "");
+        assert_eq!(clean(b"..."), "");
+        assert_eq!(clean(b". ."), "");
+        assert_eq!(clean(b""), "");
+        assert_eq!(clean(b".hidden"), ".hidden");
+        assert_eq!(clean(b"..hidden"), "..hidden");
+    }
+
+    #[test]
+    fn separators_are_removed() {
+        assert_eq!(clean(b"/"), "");
+        assert_eq!(clean(b"\\"), "");
+        assert_eq!(clean(b"/foobar"), "foobar");
+        assert_eq!(clean(b"foo/../../bar"), "foo....bar");
+        assert_eq!(clean(b"C:\\Windows"), "C_Windows");
+        // Removing a separator cannot leave a dot component behind.
+        assert_eq!(clean(b"./"), "");
+        assert_eq!(clean(b"./."), "");
+    }
+
+    #[test]
+    fn control_and_reserved_characters_are_replaced() {
+        assert_eq!(clean(b"a\x00b"), "ab");
+        assert_eq!(clean(b"\x00\x00"), "");
+        assert_eq!(clean(b"a\x01b\x1fc\x7fd"), "a_b_c_d");
+        assert_eq!(clean(b"a<b>c:d\"e|f?g*h"), "a_b_c_d_e_f_g_h");
+        assert_eq!(clean("a\u{202e}txt.exe".as_bytes()), "atxt.exe");
+        assert_eq!(clean("\u{2066}x\u{200f}".as_bytes()), "x");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        assert_eq!(clean(b"\x82est"), "_est");
+        assert_eq!(clean(b"a\xff\xfeb"), "a__b");
+        assert_eq!(clean("żółw".as_bytes()), "żółw");
+    }
+
+    #[test]
+    fn trailing_dots_and_spaces_are_removed() {
+        assert_eq!(clean(b"name. . "), "name");
+        assert_eq!(clean(b"foobar "), "foobar");
+        assert_eq!(clean(b" lead"), " lead");
+    }
+
+    #[test]
+    fn device_names_are_defused() {
+        for name in [
+            "CON",
+            "con",
+            "nul.txt",
+            "Com1",
+            "LPT9.tar.gz",
+            "aux ",
+            "COM¹",
+            "conin$",
+        ] {
+            let cleaned = clean(name.as_bytes());
+            assert!(cleaned.starts_with('_'), "{name} -> {cleaned}");
+        }
+        for name in ["CONSOLE", "com10", "lpt", "nul_", "xcon"] {
+            assert_eq!(clean(name.as_bytes()), name);
+        }
+    }
+
+    #[test]
+    fn long_components_are_shortened_keeping_the_extension() {
+        let long = format!("{}.mkv", "a".repeat(300));
+        let cleaned = clean(long.as_bytes());
+        assert_eq!(cleaned.len(), MAX_COMPONENT_LEN);
+        assert!(cleaned.ends_with("aaa.mkv"));
+        let no_ext = "b".repeat(1000);
+        assert_eq!(clean(no_ext.as_bytes()).len(), MAX_COMPONENT_LEN);
+        // Multi-byte characters are not cut in half.
+        let wide = "ż".repeat(200);
+        let cleaned = clean(wide.as_bytes());
+        assert!(cleaned.len() <= MAX_COMPONENT_LEN && cleaned.len() >= MAX_COMPONENT_LEN - 1);
+        // A long "extension" is not one.
+        let long_ext = format!("x.{}", "e".repeat(300));
+        assert_eq!(clean(long_ext.as_bytes()).len(), MAX_COMPONENT_LEN);
+    }
+
+    #[test]
+    fn components_join_with_slashes() {
+        let mut out = String::new();
+        append_components(&mut out, [&b".."[..], b"a", b"", b"/", b"b.txt"]);
+        assert_eq!(out, "a/b.txt");
+        let mut empty = String::new();
+        assert!(!append_components(&mut empty, [&b".."[..], b"."]));
+        assert_eq!(empty, "");
+    }
+
+    fn dedup(paths: &[&str]) -> Result<Vec<String>, TooManyDuplicates> {
+        let mut owned: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let mut refs: Vec<Option<&mut String>> = owned.iter_mut().map(Some).collect();
+        Deduplicator { max_renames: 100 }.run(&mut refs)?;
+        Ok(owned)
+    }
+
+    #[test]
+    fn duplicates_are_renamed() {
+        assert_eq!(
+            dedup(&["foo/bar.txt", "foo/bar.txt", "foo/BAR.txt"]).unwrap(),
+            ["foo/bar.txt", "foo/bar.1.txt", "foo/BAR.2.txt"]
+        );
+        // A file may not take a directory's name.
+        assert_eq!(dedup(&["a", "a/b"]).unwrap(), ["a.1", "a/b"]);
+        assert_eq!(dedup(&["A/b", "a"]).unwrap(), ["A/b", "a.1"]);
+        // A renamed file does not take a name another file has.
+        assert_eq!(dedup(&["x.1", "x", "x"]).unwrap(), ["x.1", "x", "x.2"]);
+        assert_eq!(
+            dedup(&[".bashrc", ".bashrc"]).unwrap(),
+            [".bashrc", ".bashrc.1"]
+        );
+        assert_eq!(dedup(&["d.e/f", "d.e/f"]).unwrap(), ["d.e/f", "d.e/f.1"]);
+        // No collisions: untouched.
+        assert_eq!(dedup(&["a", "b", "c/a"]).unwrap(), ["a", "b", "c/a"]);
+    }
+
+    #[test]
+    fn too_many_duplicates_are_refused() {
+        let many = vec!["same"; 102];
+        assert_eq!(dedup(&many), Err(TooManyDuplicates));
+        let fine = vec!["same"; 101];
+        let out = dedup(&fine).unwrap();
+        assert_eq!(out[100], "same.100");
+    }
+
+    #[test]
+    fn renamed_names_stay_short() {
+        let long = "n".repeat(MAX_COMPONENT_LEN);
+        let out = dedup(&[&long, &long]).unwrap();
+        assert_eq!(out[1].len(), MAX_COMPONENT_LEN);
+        assert!(out[1].ends_with(".1"));
+    }
+
+    #[test]
+    fn pads_take_no_part() {
+        let mut a = "x".to_string();
+        let mut b = "x".to_string();
+        let mut refs = vec![Some(&mut a), None, Some(&mut b)];
+        assert_eq!(Deduplicator { max_renames: 1 }.run(&mut refs), Ok(1));
+        assert_eq!(b, "x.1");
+    }
+}
