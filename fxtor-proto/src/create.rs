@@ -269,11 +269,9 @@ impl TorrentBuilder {
             self.files.sort_by(|a, b| a.path.cmp(&b.path));
         }
         check_no_conflicts(&self.files)?;
-        let layout = Layout::new(
-            &self.files,
-            piece_length,
-            self.version == TorrentVersion::Hybrid,
-        );
+        // A single file needs no pad: nothing follows it (libtorrent writes none either).
+        let align = self.version == TorrentVersion::Hybrid && !self.single_file;
+        let layout = Layout::new(&self.files, piece_length, align);
         if self.content_size() == 0 {
             return Err(CreateError::EmptyContent);
         }
@@ -884,7 +882,13 @@ mod tests {
         let info = v.as_dict().unwrap().get_dict("info").unwrap();
         assert_eq!(info.get_int("length"), Some(70_000));
         assert!(info.get("files").is_none());
-        assert_eq!(info.get_bytes("pieces").unwrap().len(), 5 * 20);
+        let pieces = info.get_bytes("pieces").unwrap();
+        assert_eq!(pieces.len(), 5 * 20);
+        // The last piece is hashed as it is, not padded.
+        assert_eq!(
+            pieces[80..],
+            crate::Sha1Hash::digest(&[1; 70_000 - 4 * 16_384]).0
+        );
     }
 
     #[test]
