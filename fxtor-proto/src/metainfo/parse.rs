@@ -147,7 +147,8 @@ pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry
                 {
                     attributes.pad = true;
                 }
-                let mut path = String::new();
+                let capacity = components.clone().map(|c| c.len() + 1).sum();
+                let mut path = String::with_capacity(capacity);
                 if !append_components(&mut path, components) {
                     path.push_str(PLACEHOLDER_NAME);
                 }
