@@ -46,7 +46,8 @@ pub struct LoadLimits {
     pub bencode: bencode::Limits,
     /// The most pieces a torrent may have (libtorrent's default: 0x200000).
     pub max_pieces: u32,
-    /// The most files a torrent may have, pad files included.
+    /// The most files a torrent may have, pad files included (at most `u32::MAX`, the
+    /// largest [`FileIndex`]).
     pub max_files: usize,
     /// The deepest a v2 `file tree` may nest directories (libtorrent: 100).
     pub max_file_tree_depth: usize,
@@ -63,6 +64,13 @@ impl Default for LoadLimits {
             max_file_tree_depth: 100,
             max_duplicate_renames: 100,
         }
+    }
+}
+
+impl LoadLimits {
+    /// [`max_files`](Self::max_files), capped so every file has a [`FileIndex`].
+    fn file_limit(&self) -> usize {
+        self.max_files.min(u32::MAX as usize)
     }
 }
 
@@ -231,9 +239,9 @@ impl TorrentInfo {
         if files.is_empty() {
             return Err(MetainfoError::NoFiles);
         }
-        if files.len() > limits.max_files {
+        if files.len() > limits.file_limit() {
             return Err(MetainfoError::TooManyFiles {
-                max: limits.max_files,
+                max: limits.file_limit(),
             });
         }
         let total_size = files

@@ -119,9 +119,9 @@ fn symlink_target(
 
 /// Reads a v1 multi-file `files` list.
 pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
-    if list.len() > limits.max_files {
+    if list.len() > limits.file_limit() {
         return Err(MetainfoError::TooManyFiles {
-            max: limits.max_files,
+            max: limits.file_limit(),
         });
     }
     let mut files = Vec::with_capacity(list.len());
@@ -147,7 +147,8 @@ pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry
                 {
                     attributes.pad = true;
                 }
-                let mut path = String::new();
+                let capacity = components.clone().map(|c| c.len() + 1).sum();
+                let mut path = String::with_capacity(capacity);
                 if !append_components(&mut path, components) {
                     path.push_str(PLACEHOLDER_NAME);
                 }
@@ -235,9 +236,9 @@ fn walk_tree(
             reason: "not a dictionary",
         })?;
         if is_file_node(node) {
-            if files.len() >= limits.max_files {
+            if files.len() >= limits.file_limit() {
                 return Err(MetainfoError::TooManyFiles {
-                    max: limits.max_files,
+                    max: limits.file_limit(),
                 });
             }
             let properties = dict.get_dict("").ok_or_else(|| MetainfoError::FileTree {
@@ -317,9 +318,9 @@ pub fn v2_layout(
             end = end.checked_add(pad).ok_or(MetainfoError::SizeOverflow)?;
             laid_out.push(FileEntry::pad(pad, PadKind::Synthesized));
         }
-        if laid_out.len() > limits.max_files {
+        if laid_out.len() > limits.file_limit() {
             return Err(MetainfoError::TooManyFiles {
-                max: limits.max_files,
+                max: limits.file_limit(),
             });
         }
     }
@@ -405,4 +406,100 @@ pub fn hybrid_layout(
         file.pad = Some(PadKind::Listed);
     }
     Ok(layout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64, root: u8) -> FileEntry {
+        let mut f = FileEntry::new(path.to_owned(), size);
+        f.pieces_root = (size > 0).then_some(Sha256Hash([root; 32]));
+        f
+    }
+
+    fn sizes(files: &[FileEntry]) -> Vec<(u64, bool)> {
+        files.iter().map(|f| (f.size, f.is_pad())).collect()
+    }
+
+    #[test]
+    fn v2_pads_follow_every_unaligned_file() {
+        let files = vec![
+            file("a", 100, 1),
+            file("b", 0, 0),
+            file("c", 16384, 2),
+            file("d", 1, 3),
+        ];
+        let laid = v2_layout(files, 16384, &LoadLimits::default()).unwrap();
+        assert_eq!(
+            sizes(&laid),
+            [
+                (100, false),
+                (16284, true),
+                (0, false),
+                (16384, false),
+                (1, false),
+                (16383, true)
+            ]
+        );
+        assert!(laid
+            .iter()
+            .filter(|f| f.is_pad())
+            .all(|f| f.pad_kind() == Some(PadKind::Synthesized)
+                && f.path == format!(".pad/{}", f.size)));
+    }
+
+    #[test]
+    fn hybrid_may_omit_only_the_tail_pad() {
+        let v2 = || vec![file("a", 100, 1), file("b", 100, 2), file("c", 0, 0)];
+        let pad = |n| FileEntry::pad(n, PadKind::Listed);
+        let limits = LoadLimits::default();
+        // With the tail pad: as the v2 layout, pads listed.
+        let v1 = [
+            file("a", 100, 0),
+            pad(16284),
+            file("b", 100, 0),
+            pad(16284),
+            file("c", 0, 0),
+        ];
+        let laid = hybrid_layout(&v1, v2(), 16384, &limits).unwrap();
+        assert_eq!(
+            sizes(&laid),
+            [
+                (100, false),
+                (16284, true),
+                (100, false),
+                (16284, true),
+                (0, false)
+            ]
+        );
+        assert!(laid
+            .iter()
+            .filter(|f| f.is_pad())
+            .all(|f| f.pad_kind() == Some(PadKind::Listed)));
+        assert_eq!(laid[2].pieces_root, Some(Sha256Hash([2; 32])));
+        // Without it (the empty file may sit anywhere after b).
+        let v1 = [
+            file("a", 100, 0),
+            pad(16284),
+            file("b", 100, 0),
+            file("c", 0, 0),
+        ];
+        let laid = hybrid_layout(&v1, v2(), 16384, &limits).unwrap();
+        assert_eq!(
+            sizes(&laid),
+            [(100, false), (16284, true), (100, false), (0, false)]
+        );
+        // Any other difference in padding is not allowed.
+        let v1 = [file("a", 100, 0), file("b", 100, 0), file("c", 0, 0)];
+        assert!(hybrid_layout(&v1, v2(), 16384, &limits).is_err());
+        let v1 = [
+            file("a", 100, 0),
+            pad(16284),
+            file("b", 100, 0),
+            pad(100),
+            file("c", 0, 0),
+        ];
+        assert!(hybrid_layout(&v1, v2(), 16384, &limits).is_err());
+    }
 }

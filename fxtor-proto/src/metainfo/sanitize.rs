@@ -19,7 +19,6 @@
 //! whose paths collide (ignoring ASCII case, as on Windows and macOS), the way libtorrent
 //! does: `name.ext` becomes `name.1.ext`.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The longest component, in bytes, most file systems accept.
@@ -153,13 +152,6 @@ pub fn append_components<'a>(out: &mut String, raw: impl IntoIterator<Item = &'a
     out.len() > before
 }
 
-/// Compares two strings ignoring ASCII case.
-fn cmp_caseless(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
-}
-
 /// Renames files whose paths collide with another file's path or with a directory, ignoring
 /// ASCII case, as libtorrent does: the later file becomes `stem.N.ext` for the smallest free
 /// `N` from 1.
@@ -182,35 +174,31 @@ impl Deduplicator {
         self.rename(paths)
     }
 
-    /// A fast check without allocating per file: sorts every file path and directory prefix
-    /// (case-insensitively) and looks for a file equal to anything else.
+    /// A fast check without allocating per file: hashes every file path and directory
+    /// prefix (ignoring ASCII case) and looks for a file whose hash equals anything else's.
+    /// Equal hashes may be a real collision or a hash collision; either way the exact check
+    /// in [`rename`](Self::rename) decides.
     fn has_collisions(&self, paths: &[Option<&mut String>]) -> bool {
-        // (file, length of the prefix, is a directory)
-        let mut names: Vec<(u32, u32, bool)> = Vec::with_capacity(paths.len());
-        for (i, path) in paths.iter().enumerate() {
-            let Some(path) = path else { continue };
-            // Paths are far shorter than 4 GiB and files fewer than 2^32 (limits enforce it);
-            // a path that did not fit would only be compared by a shorter prefix.
-            let file = i as u32;
-            for (at, _) in path.match_indices('/') {
-                names.push((file, at as u32, true));
+        /// FNV-1a, 64 bits.
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0100_0000_01b3;
+        // (hash, is a file)
+        let mut names: Vec<(u64, bool)> = Vec::with_capacity(paths.len() * 2);
+        for path in paths.iter().flatten() {
+            let mut hash = OFFSET;
+            for byte in path.bytes() {
+                if byte == b'/' {
+                    names.push((hash, false));
+                }
+                hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(PRIME);
             }
-            names.push((file, path.len() as u32, false));
+            names.push((hash, true));
         }
-        let name_of = |&(file, len, _): &(u32, u32, bool)| -> &str {
-            paths
-                .get(file as usize)
-                .and_then(|p| p.as_deref())
-                .and_then(|p| p.get(..len as usize))
-                .unwrap_or("")
-        };
-        names.sort_unstable_by(|a, b| cmp_caseless(name_of(a), name_of(b)));
+        names.sort_unstable();
+        names.dedup_by(|a, b| a == b && !a.1);
         names
-            .chunk_by(|a, b| cmp_caseless(name_of(a), name_of(b)).is_eq())
-            .any(|group| {
-                let files = group.iter().filter(|(_, _, dir)| !dir).count();
-                files > 1 || (files == 1 && group.len() > 1)
-            })
+            .chunk_by(|a, b| a.0 == b.0)
+            .any(|group| group.len() > 1 && group.iter().any(|&(_, file)| file))
     }
 
     /// Renames colliding files, in order: every directory is taken first, then each file takes
