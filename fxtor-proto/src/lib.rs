@@ -10,7 +10,9 @@
 //! - [`create`]: building .torrent files from data the caller feeds in.
 //! - [`magnet`]: magnet links (BEP9, BEP53).
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
+//! - [`peer`]: one peer connection's protocol state machine.
 //! - [`peer_id`]: BEP20 peer ids.
+//! - [`time`]: the [`Instant`](time::Instant) every input carries.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -21,7 +23,9 @@ mod index;
 pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
+pub mod peer;
 pub mod peer_id;
+pub mod time;
 pub mod wire;
 
 pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, Sha1Hash, Sha256Hash};
