@@ -10,9 +10,7 @@
 //! - [`create`]: building .torrent files from data the caller feeds in.
 //! - [`magnet`]: magnet links (BEP9, BEP53).
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
-//! - [`peer`]: one peer connection's protocol state machine.
 //! - [`peer_id`]: BEP20 peer ids.
-//! - [`time`]: the [`Instant`](time::Instant) every input carries.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
