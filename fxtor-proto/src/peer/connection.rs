@@ -857,7 +857,10 @@ impl PeerConnection {
         self.upload_rate.tick(now);
         let outcome = self.pipeline.tick(
             now,
-            self.download_rate.bytes_per_second(),
+            (
+                self.download_rate.bytes_per_second(),
+                self.download_rate.last_sample(),
+            ),
             &self.config,
             self.peer_reqq,
         );

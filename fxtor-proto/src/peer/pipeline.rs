@@ -36,8 +36,9 @@ pub(super) struct Pipeline {
     cancelled: VecDeque<(BlockRequest, Instant)>,
     depth: usize,
     slow_start: bool,
-    /// The download rate at the last tick, to see whether slow start still pays.
-    last_rate: u64,
+    /// The bytes per second of the last tick's interval, to see whether slow start still
+    /// pays.
+    last_sample: u64,
     /// When the current wait for a block began: when a request went out with none
     /// outstanding, or when the last block arrived.
     waiting_since: Option<Instant>,
@@ -62,7 +63,7 @@ impl Pipeline {
             cancelled: VecDeque::new(),
             depth: config.min_request_queue.max(1),
             slow_start: true,
-            last_rate: 0,
+            last_sample: 0,
             waiting_since: None,
             snubbed: false,
         }
@@ -187,25 +188,28 @@ impl Pipeline {
         !self.outstanding.is_empty() || !self.cancelled.is_empty()
     }
 
-    /// The once-a-second update: the depth from the download rate, request timeouts, the
-    /// snubbed state, the expiry of old cancellations.
+    /// The once-a-second update: the depth from the download rate (`rate`, smoothed, and
+    /// `sample`, over the last interval alone), request timeouts, the snubbed state, the
+    /// expiry of old cancellations.
     pub fn tick(
         &mut self,
         now: Instant,
-        download_rate: u64,
+        (rate, sample): (u64, u64),
         config: &PeerConfig,
         peer_reqq: usize,
     ) -> TickOutcome {
         let mut outcome = TickOutcome::default();
         let before = self.target(config, peer_reqq);
 
-        if self.slow_start && download_rate > 0 {
-            // Leave slow start once a second of it no longer raises the rate by a tenth.
-            if download_rate.saturating_mul(10) < self.last_rate.saturating_mul(11) {
-                self.slow_start = false;
-            }
+        // Leave slow start once a second of it no longer raises the rate by a tenth.
+        if self.slow_start
+            && sample > 0
+            && sample.saturating_mul(10) < self.last_sample.saturating_mul(11)
+        {
+            self.slow_start = false;
         }
-        self.last_rate = download_rate;
+        self.last_sample = sample;
+        let download_rate = rate;
         let by_rate = rate_depth(download_rate, config.request_queue_time);
         self.depth = if self.slow_start {
             self.depth.max(by_rate)
@@ -275,18 +279,18 @@ mod tests {
         }
         assert_eq!(p.target(&config, 250), 10);
         // The rate grows: still slow start; 1 MB/s for 3 s is 183 blocks.
-        p.tick(Instant::from_secs(1), 500_000, &config, 250);
+        p.tick(Instant::from_secs(1), (500_000, 500_000), &config, 250);
         assert!(p.slow_start);
-        let grew = p.tick(Instant::from_secs(2), 1_000_000, &config, 250);
+        let grew = p.tick(Instant::from_secs(2), (1_000_000, 1_500_000), &config, 250);
         assert!(grew.grew);
         assert_eq!(p.target(&config, 250), 183);
         assert_eq!(p.target(&config, 100), 100, "capped by the peer's reqq");
         // It stops growing: slow start ends and the depth follows the rate down.
-        p.tick(Instant::from_secs(3), 1_000_000, &config, 250);
+        p.tick(Instant::from_secs(3), (1_000_000, 1_500_000), &config, 250);
         assert!(!p.slow_start);
-        p.tick(Instant::from_secs(4), 100_000, &config, 250);
+        p.tick(Instant::from_secs(4), (100_000, 0), &config, 250);
         assert_eq!(p.target(&config, 250), 18);
-        p.tick(Instant::from_secs(5), 0, &config, 250);
+        p.tick(Instant::from_secs(5), (0, 0), &config, 250);
         assert_eq!(p.target(&config, 250), 4);
     }
 
@@ -297,20 +301,20 @@ mod tests {
         p.insert(req(0), Instant::ZERO);
         p.insert(req(1), Instant::from_secs(10));
         let at = |s| Instant::from_secs(s);
-        assert!(p.tick(at(29), 0, &config, 250).timed_out.is_empty());
-        assert_eq!(p.tick(at(30), 0, &config, 250).timed_out, [req(0)]);
-        assert!(p.tick(at(31), 0, &config, 250).timed_out.is_empty());
-        assert_eq!(p.tick(at(40), 0, &config, 250).timed_out, [req(1)]);
-        assert!(p.tick(at(50), 0, &config, 250).timed_out.is_empty());
-        let outcome = p.tick(at(60), 0, &config, 250);
+        assert!(p.tick(at(29), (0, 0), &config, 250).timed_out.is_empty());
+        assert_eq!(p.tick(at(30), (0, 0), &config, 250).timed_out, [req(0)]);
+        assert!(p.tick(at(31), (0, 0), &config, 250).timed_out.is_empty());
+        assert_eq!(p.tick(at(40), (0, 0), &config, 250).timed_out, [req(1)]);
+        assert!(p.tick(at(50), (0, 0), &config, 250).timed_out.is_empty());
+        let outcome = p.tick(at(60), (0, 0), &config, 250);
         assert!(outcome.snubbed);
         assert_eq!(p.target(&config, 250), 1);
         // A block ends it and restarts the clock.
         assert!(p.take(&req(0)));
         assert!(p.on_block(at(61), &config));
         assert!(!p.is_snubbed());
-        assert!(!p.tick(at(100), 0, &config, 250).snubbed);
-        assert!(p.tick(at(121), 0, &config, 250).snubbed);
+        assert!(!p.tick(at(100), (0, 0), &config, 250).snubbed);
+        assert!(p.tick(at(121), (0, 0), &config, 250).snubbed);
     }
 
     #[test]
@@ -324,7 +328,7 @@ mod tests {
         assert_eq!(p.cancel_all(Instant::from_secs(30)), [req(1)]);
         assert!(p.take_cancelled(&req(0)));
         assert!(!p.take_cancelled(&req(0)));
-        p.tick(Instant::from_secs(90), 0, &config, 250);
+        p.tick(Instant::from_secs(90), (0, 0), &config, 250);
         assert!(!p.take_cancelled(&req(1)), "expired after the grace period");
         assert!(!p.needs_tick());
     }

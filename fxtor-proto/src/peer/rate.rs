@@ -30,6 +30,8 @@ pub struct RateEstimator {
     pending: u64,
     last_tick: Instant,
     rate: f64,
+    /// The rate over the last tick's interval alone.
+    last_sample: u64,
 }
 
 impl RateEstimator {
@@ -46,6 +48,7 @@ impl RateEstimator {
             pending: 0,
             last_tick: now,
             rate: 0.0,
+            last_sample: 0,
         }
     }
 
@@ -63,6 +66,8 @@ impl RateEstimator {
         }
         let sample = self.pending as f64 / elapsed.as_secs_f64();
         self.rate += Self::WEIGHT * (sample - self.rate);
+        // A float to integer cast saturates.
+        self.last_sample = sample as u64;
         if self.rate < Self::NEGLIGIBLE {
             self.rate = 0.0;
         }
@@ -80,6 +85,11 @@ impl RateEstimator {
     pub fn bytes_per_second(&self) -> u64 {
         // A float to integer cast saturates; the rate is never negative.
         self.rate as u64
+    }
+
+    /// The rate over the last tick's interval alone, unsmoothed, in bytes per second.
+    pub fn last_sample(&self) -> u64 {
+        self.last_sample
     }
 
     /// Whether the estimate is zero and nothing is waiting for the next tick.
@@ -127,6 +137,7 @@ mod tests {
         );
         rate.tick(Instant::from_secs(2));
         assert_eq!(rate.bytes_per_second(), 510);
+        assert_eq!(rate.last_sample(), 1000);
         let mut t = 2;
         while !rate.is_idle() {
             t += 1;
