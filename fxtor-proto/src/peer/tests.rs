@@ -358,6 +358,50 @@ fn hybrid_torrent_accepts_the_truncated_v2_hash() {
 }
 
 #[test]
+fn incoming_connections_are_routed_by_the_peeked_info_hash() {
+    // Two torrents; the second is hybrid. A peer dials the hybrid one by its truncated
+    // v2 hash, and the first 48 bytes are enough to find it.
+    let v2 = InfoHashV2([0x77; 32]);
+    let torrents = [
+        InfoHashes::v1(InfoHashV1([1; 20])),
+        InfoHashes::hybrid(V1, v2),
+    ];
+    let now = Instant::ZERO;
+    let mut dialer = PeerConnection::outgoing(
+        now,
+        v2.truncated(),
+        PeerParams {
+            info_hashes: InfoHashes::v2(v2),
+            ..params(LEECHER_ID, Availability::None, BOTH)
+        },
+    );
+    let mut inbox = BytesMut::new();
+    while let Some(chunk) = dialer.poll_transmit() {
+        inbox.extend_from_slice(&chunk);
+    }
+    assert_eq!(Handshake::peek_info_hash(&inbox[..47]), Ok(None));
+    let peeked = Handshake::peek_info_hash(&inbox[..48]).unwrap().unwrap();
+    let torrent = torrents.iter().find(|t| t.matches(&peeked)).unwrap();
+    let mut conn = PeerConnection::incoming(
+        now,
+        PeerParams {
+            info_hashes: *torrent,
+            ..params(SEEDER_ID, Availability::All, BOTH)
+        },
+    );
+    conn.handle_received(now, &mut inbox);
+    assert!(conn.is_established());
+    assert_eq!(conn.info_hash(), Some(v2.truncated()));
+    let mut reply = BytesMut::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        reply.extend_from_slice(&chunk);
+    }
+    assert_eq!(Handshake::peek_info_hash(&reply), Ok(Some(v2.truncated())));
+    dialer.handle_received(now, &mut reply);
+    assert!(dialer.is_established());
+}
+
+#[test]
 fn outgoing_refuses_a_reply_for_another_torrent() {
     let mut conn = PeerConnection::outgoing(
         Instant::ZERO,
