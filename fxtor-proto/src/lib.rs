@@ -21,7 +21,9 @@ mod index;
 pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
+pub mod peer;
 pub mod peer_id;
+pub mod time;
 pub mod wire;
 
 pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, Sha1Hash, Sha256Hash};
