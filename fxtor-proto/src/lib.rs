@@ -11,6 +11,8 @@
 //! - [`magnet`]: magnet links (BEP9, BEP53).
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
 //! - [`peer_id`]: BEP20 peer ids.
+//! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
+//! - [`time`]: the [`time::Instant`] every state machine is driven with.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
