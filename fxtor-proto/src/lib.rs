@@ -12,6 +12,7 @@
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
 //! - [`peer_id`]: BEP20 peer ids.
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
+//! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.
 //! - [`time`]: the [`time::Instant`] every state machine is driven with.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod metainfo;
 pub mod peer;
 pub mod peer_id;
 pub mod time;
+pub mod verify;
 pub mod wire;
 
 pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, Sha1Hash, Sha256Hash};
