@@ -12,6 +12,7 @@
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
 //! - [`peer_id`]: BEP20 peer ids.
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
+//! - [`session`]: the [`session::Session`] state machine: torrents, peers, disk jobs, alerts.
 //! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.
 //! - [`time`]: the [`time::Instant`] every state machine is driven with.
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod merkle;
 pub mod metainfo;
 pub mod peer;
 pub mod peer_id;
+pub mod session;
 pub mod time;
 pub mod verify;
 pub mod wire;

@@ -1,0 +1,105 @@
+use core::net::SocketAddr;
+
+use super::{ConnectionId, TorrentId, TorrentState};
+use crate::{InfoHashes, PieceIndex};
+
+/// What happened, for the application: libtorrent's alerts, spelled as one enum.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Alert {
+    /// A torrent was added.
+    TorrentAdded {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Its info-hashes.
+        info_hashes: InfoHashes,
+    },
+    /// A torrent was removed.
+    TorrentRemoved {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A torrent's state changed.
+    StateChanged {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The state before.
+        from: TorrentState,
+        /// The state now.
+        to: TorrentState,
+    },
+    /// A magnet link's torrent received and verified its info dictionary.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A piece passed its hash check and was written.
+    PieceFinished {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// A piece failed its hash check; it was not written and will be downloaded again.
+    HashFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// Every wanted piece is downloaded and written.
+    TorrentFinished {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A full check of the files ended.
+    TorrentChecked {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// A torrent stopped on an error (a disk write failed, say).
+    TorrentError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// What went wrong.
+        error: String,
+    },
+    /// A peer completed the handshake.
+    PeerConnected {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The connection.
+        conn: ConnectionId,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The client, as its peer id says.
+        client: Option<String>,
+    },
+    /// A peer connection ended.
+    PeerDisconnected {
+        /// The torrent (`None` when the connection closed before its handshake named one).
+        torrent: Option<TorrentId>,
+        /// The connection.
+        conn: ConnectionId,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A peer sent data that failed a hash check and is banned from the torrent.
+    PeerBanned {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// The once-a-second statistics of a torrent (only while it transfers).
+    Stats {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Payload bytes downloaded in the last interval.
+        downloaded: u64,
+        /// Payload bytes uploaded in the last interval.
+        uploaded: u64,
+    },
+}

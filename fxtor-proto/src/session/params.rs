@@ -1,0 +1,94 @@
+use core::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::magnet::MagnetLink;
+use crate::metainfo::TorrentInfo;
+use crate::peer_id::PeerId;
+
+/// Settings of a [`Session`](super::Session).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// The port we listen on, told to peers in the extension handshake (0: not listening).
+    pub listen_port: u16,
+    /// The most peer connections in the session.
+    pub max_connections: usize,
+    /// The most peer connections per torrent.
+    pub max_connections_per_torrent: usize,
+    /// The most bytes of downloaded piece data held in memory (pieces being assembled and
+    /// waiting to be verified and written). When reached, no new pieces are started.
+    pub max_piece_memory: usize,
+    /// Seed of the session's random numbers (tie-breaks, optimistic unchokes), so a run can
+    /// be replayed exactly.
+    pub rng_seed: u64,
+    /// Upload slots (peers unchoked at once, the optimistic one included).
+    pub upload_slots: usize,
+}
+
+impl SessionConfig {
+    /// Defaults for a session with this peer id.
+    pub fn new(peer_id: PeerId) -> Self {
+        Self {
+            peer_id,
+            listen_port: 0,
+            max_connections: 200,
+            max_connections_per_torrent: 50,
+            max_piece_memory: 64 << 20,
+            rng_seed: 0,
+            upload_slots: 8,
+        }
+    }
+}
+
+/// Where a torrent's description comes from.
+#[derive(Debug, Clone)]
+pub enum TorrentSource {
+    /// A parsed .torrent (or info dictionary).
+    Info(Arc<TorrentInfo>),
+    /// A magnet link: the info dictionary is fetched from peers (BEP9).
+    Magnet(MagnetLink),
+}
+
+/// How to add a torrent to a session (libtorrent's `add_torrent_params`).
+#[derive(Debug, Clone)]
+pub struct AddTorrentParams {
+    /// The torrent.
+    pub source: TorrentSource,
+    /// Peers to connect to at once.
+    pub peers: Vec<SocketAddr>,
+    /// Add it paused.
+    pub paused: bool,
+    /// Resume data from [`Session::save_resume_data`](super::Session::save_resume_data): the
+    /// pieces we have are trusted, not re-hashed.
+    pub resume_data: Option<Bytes>,
+    /// Skip the initial check: the files are known not to exist yet.
+    pub skip_check: bool,
+    /// Trust that every piece is on disk (seed at once, no check).
+    pub seed_mode: bool,
+    /// File priorities (0–7), in the order of the non-pad files; empty: all 4.
+    pub file_priorities: Vec<u8>,
+    /// Download in piece order.
+    pub sequential: bool,
+    /// Stop downloading (but keep seeding) pieces we do not have: upload only.
+    pub upload_only: bool,
+}
+
+impl AddTorrentParams {
+    /// Parameters for a torrent, everything else default.
+    pub fn new(source: TorrentSource) -> Self {
+        Self {
+            source,
+            peers: Vec::new(),
+            paused: false,
+            resume_data: None,
+            skip_check: false,
+            seed_mode: false,
+            file_priorities: Vec::new(),
+            sequential: false,
+            upload_only: false,
+        }
+    }
+}
