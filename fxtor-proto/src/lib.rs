@@ -22,6 +22,7 @@ pub mod magnet;
 pub mod merkle;
 pub mod metainfo;
 pub mod peer_id;
+pub mod picker;
 pub mod wire;
 
 pub use hash::{InfoHashV1, InfoHashV2, InfoHashes, Sha1Hash, Sha256Hash};
