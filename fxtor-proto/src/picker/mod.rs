@@ -23,19 +23,28 @@
 //!
 //! # Cost
 //!
-//! With N pieces, D partial pieces and B availability levels (at most the number of peers,
-//! plus one):
+//! With N pieces, D partial pieces, B availability levels (at most the number of peers,
+//! plus one) and T pieces with a deadline:
 //!
 //! - `inc_availability` / `dec_availability`: O(1) (a piece moves to the neighbouring
-//!   bucket with two swaps); a seed (`peer_has_all`) is O(1) as it moves every piece alike.
-//! - A piece leaving or entering the queue (first request, check passed or failed, priority
-//!   change): O(B). A bulk priority change rebuilds the queue in O(N + B).
-//! - `pick` of k blocks: O(D log D) for the partial pieces, plus the pieces of the queue
-//!   visited from the front until k blocks are found. For a peer that has a fraction f of
-//!   the pieces that is about (k / blocks per piece) / f pieces, but a peer that has few of
-//!   the wanted pieces can make the walk long: in the worst case (a peer with one piece)
-//!   it visits every queued piece, as libtorrent's picker does. Sequential mode walks by
-//!   index from the first wanted piece we lack, with the same caveat.
+//!   bucket with two swaps); a seed (`peer_has_all`) is O(1) as it moves every piece alike;
+//!   a bitfield is O(pieces set).
+//! - A piece leaving or entering the queue (first request, check passed or failed, all
+//!   requests withdrawn, priority change): O(B). A bulk priority change rebuilds the queue
+//!   in O(N + B).
+//! - `pick` of k blocks: O(T) for the deadlines, O(D log D) for the partial pieces, plus
+//!   the queue read from the front until the peer's pieces among it hold k blocks. For a
+//!   peer with a random fraction f of the pieces that is about (k / blocks per piece) / f
+//!   pieces, a few hundred nanoseconds on a million pieces. When the pieces the peer has
+//!   sit far back in the queue (the rarest pieces are those only seeds have, and this peer
+//!   has few pieces) the walk gets long; libtorrent's picker has the same limit. A
+//!   [listable](PieceSet::listable) peer set such as a [`WireBitfield`] caps it: the picker
+//!   reads the peer's own pieces alongside the queue and stops at whichever ends first, so a
+//!   pick costs O(min(walk, pieces the peer has)). A closure set cannot do that. Only a
+//!   peer that has many pieces, all of them far back in the queue, still costs O(N).
+//! - Sequential mode reads pieces by index from the first wanted piece we lack, skipping
+//!   those the peer lacks (by listing, for a listable set) and those fully requested.
+//! - End-game: O(blocks of the partial pieces).
 //! - Memory: about 14 bytes per piece, plus the blocks of the partial pieces.
 //!
 //! # Example
@@ -650,7 +659,8 @@ impl PiecePicker {
     }
 
     /// Gives `piece` a deadline on the caller's clock: pieces with deadlines are picked
-    /// before all others, earliest first. Ignored for pieces we have. O(log n).
+    /// before all others, earliest first. Ignored for pieces we have; a piece of priority 0
+    /// keeps its deadline but is not picked. O(log T).
     pub fn set_piece_deadline(&mut self, piece: PieceIndex, deadline: u64) {
         if !self.in_range(piece) || self.have(piece) {
             return;

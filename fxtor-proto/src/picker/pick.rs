@@ -26,7 +26,7 @@ impl PiecePicker {
     /// Picks up to `count` blocks to request from `peer`, which has the pieces in
     /// `peer_has`, and records them as requested by `peer` (as
     /// [`mark_requested`](Self::mark_requested) would). Returns fewer blocks, or none, when
-    /// the peer has nothing more we want. See the [module documentation](self) for the order
+    /// the peer has nothing more we want. See the [module documentation](super) for the order
     /// and the cost.
     pub fn pick<S: PieceSet + ?Sized>(
         &mut self,
