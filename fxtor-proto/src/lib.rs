@@ -12,6 +12,7 @@
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
 //! - [`peer_id`]: BEP20 peer ids.
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
+//! - [`picker`]: the piece picker (rarest first, priorities, deadlines, end-game).
 //! - [`session`]: the [`session::Session`] state machine: torrents, peers, disk jobs, alerts.
 //! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.
 //! - [`time`]: the [`time::Instant`] every state machine is driven with.
@@ -27,6 +28,7 @@ pub mod merkle;
 pub mod metainfo;
 pub mod peer;
 pub mod peer_id;
+pub mod picker;
 pub mod session;
 pub mod time;
 pub mod verify;
