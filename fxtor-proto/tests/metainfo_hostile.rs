@@ -1,7 +1,6 @@
 //! Hostile .torrent files: every one is refused with a clear error or loads with its damage
 //! contained, and large torrents load quickly.
 
-use std::time::Instant;
 
 use bytes::Bytes;
 use fxtor_proto::bencode::{self, OwnedValue};
@@ -574,30 +573,20 @@ fn many_files_v2(n: usize) -> Vec<u8> {
 }
 
 #[test]
-fn fifty_thousand_files_load_quickly() {
-    for (kind, bytes) in [("v1", many_files_v1(60_000)), ("v2", many_files_v2(60_000))] {
-        let start = Instant::now();
+fn sixty_thousand_files_load() {
+    // How fast is measured by the `metainfo` bench, not here.
+    for bytes in [many_files_v1(60_000), many_files_v2(60_000)] {
         let info = TorrentInfo::from_bytes(&bytes).unwrap();
-        let elapsed = start.elapsed();
         let real = info.files().files().iter().filter(|f| !f.is_pad()).count();
         assert_eq!(real, 60_000);
-        println!(
-            "{kind}: {} bytes, {} files in {elapsed:?}",
-            bytes.len(),
-            info.files().num_files()
-        );
-        // Generous, for an unoptimised build on a busy machine; optimised it takes tens of ms.
-        assert!(elapsed.as_secs() < 10, "{kind} took {elapsed:?}");
     }
 }
 
 #[test]
-fn fifty_thousand_duplicates_are_refused_quickly() {
+fn fifty_thousand_duplicates_are_refused() {
     let files: Vec<OwnedValue> = (0..50_000).map(|_| v1_file(&[b"same.txt"], 1)).collect();
-    let start = Instant::now();
     assert!(matches!(
         load(v1_info(files, 50_000, 1 << 20)),
         Err(E::TooManyDuplicateNames { .. })
     ));
-    assert!(start.elapsed().as_secs() < 10);
 }
