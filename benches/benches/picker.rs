@@ -1,4 +1,5 @@
-//! Piece picker micro-benches: a 1,000,000-piece torrent (256 KiB pieces, 16 blocks each)
+//! Piece picker micro-benches: a 1,000,000-piece torrent (and a 10,000-piece one, to show the
+//! cost of a pick does not grow with the number of pieces) (256 KiB pieces, 16 blocks each)
 //! with 200 peers, 180 of them with a random half of the pieces and 20 seeds.
 //!
 //! - `pick 16`: one pick of a peer's next 16 blocks (then the requests are withdrawn, so
@@ -10,7 +11,6 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use fxtor_proto::picker::{AllPieces, PeerKey, PickOptions, PiecePicker, PieceSet, WireBitfield};
 use fxtor_proto::PieceIndex;
 
-const PIECES: u32 = 1_000_000;
 const PIECE_LENGTH: u32 = 256 * 1024;
 const PEERS: usize = 200;
 const SEEDS: usize = 20;
@@ -35,11 +35,11 @@ struct Swarm {
     sparse: Vec<u8>,
 }
 
-fn swarm() -> Swarm {
-    let total = u64::from(PIECES) * u64::from(PIECE_LENGTH);
+fn swarm(pieces: u32) -> Swarm {
+    let total = u64::from(pieces) * u64::from(PIECE_LENGTH);
     let mut picker = PiecePicker::new(total, PIECE_LENGTH, 1).expect("a valid torrent");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let bytes = (PIECES as usize).div_ceil(8);
+    let bytes = (pieces as usize).div_ceil(8);
     let mut bitfields = Vec::new();
     for _ in 0..PEERS - SEEDS {
         let bits: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
@@ -50,7 +50,7 @@ fn swarm() -> Swarm {
         picker.peer_has_all();
     }
     let mut sparse = vec![0u8; bytes];
-    for i in 0..PIECES as usize {
+    for i in 0..pieces as usize {
         if rng.next() < u64::MAX / 100 {
             sparse[i / 8] |= 0x80 >> (i % 8);
         }
@@ -72,12 +72,18 @@ fn pick_and_undo(picker: &mut PiecePicker, peer: PeerKey, has: &impl PieceSet) -
 }
 
 fn bench_picker(c: &mut Criterion) {
+    for pieces in [10_000, 1_000_000] {
+        bench_swarm(c, pieces);
+    }
+}
+
+fn bench_swarm(c: &mut Criterion, pieces: u32) {
     let Swarm {
         mut picker,
         bitfields,
         sparse,
-    } = swarm();
-    let mut group = c.benchmark_group("picker 1M pieces 200 peers");
+    } = swarm(pieces);
+    let mut group = c.benchmark_group(format!("picker {pieces} pieces 200 peers"));
 
     let mut next = 0;
     group.bench_function("pick 16, peer with half the pieces", |b| {
@@ -98,7 +104,7 @@ fn bench_picker(c: &mut Criterion) {
     let mut rng = Rng(42);
     group.bench_function("inc + dec availability", |b| {
         b.iter(|| {
-            let piece = PieceIndex((rng.next() % u64::from(PIECES)) as u32);
+            let piece = PieceIndex((rng.next() % u64::from(pieces)) as u32);
             picker.inc_availability(piece);
             picker.dec_availability(piece);
         })
