@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod choker;
 pub mod create;
 mod hash;
 mod index;
