@@ -438,3 +438,6 @@ impl Choker {
         decision
     }
 }
+
+#[cfg(test)]
+mod tests;
