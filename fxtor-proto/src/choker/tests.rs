@@ -1,6 +1,8 @@
 use core::time::Duration;
 use std::collections::BTreeMap;
 
+use proptest::prelude::*;
+
 use super::*;
 
 const LONG_AGO: Instant = Instant::ZERO;
@@ -511,4 +513,135 @@ fn zero_intervals_still_move_time_forward() {
     let mut choker = Choker::new(config, 0);
     choker.rechoke(Instant::from_secs(3), &[peer(0, 0, 0), peer(1, 0, 0)]);
     assert_eq!(choker.next_rechoke(), Instant::from_secs(3) + MIN_INTERVAL);
+}
+
+fn arb_candidate() -> impl Strategy<Value = ChokeCandidate> {
+    (
+        0u32..24,
+        any::<[bool; 4]>(),
+        0u64..200_000,
+        0u64..200_000,
+        0u64..20_000_000,
+        0u64..400,
+    )
+        .prop_map(|(key, flags, download_rate, upload_rate, uploaded, at)| {
+            let [interested, is_choked, is_snubbed, optimistic_eligible] = flags;
+            ChokeCandidate {
+                key: PeerKey(key),
+                interested,
+                is_choked,
+                download_rate,
+                upload_rate,
+                uploaded,
+                is_snubbed,
+                connected_at: Instant::from_secs(at),
+                optimistic_eligible,
+            }
+        })
+}
+
+fn arb_config() -> impl Strategy<Value = ChokerConfig> {
+    (
+        0usize..6,
+        0usize..3,
+        any::<bool>(),
+        0u64..40,
+        0u64..90,
+        0u32..5,
+    )
+        .prop_map(
+            |(upload_slots, optimistic_slots, seeding, rechoke, optimistic, weight)| ChokerConfig {
+                upload_slots,
+                optimistic_slots,
+                seeding,
+                rechoke_interval: Duration::from_secs(rechoke),
+                optimistic_interval: Duration::from_secs(optimistic),
+                new_peer_weight: weight,
+                ..ChokerConfig::default()
+            },
+        )
+}
+
+/// One call of a run: time to advance, the candidates, whether the owner applies the
+/// previous decision, and a peer to remove first.
+type Step = (u64, Vec<ChokeCandidate>, bool, Option<u32>);
+
+fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (
+            0u64..45,
+            prop::collection::vec(arb_candidate(), 0..30),
+            any::<bool>(),
+            prop::option::of(0u32..24),
+        ),
+        1..25,
+    )
+}
+
+/// Runs the steps, checking every decision, and returns the decisions.
+fn run_checked(config: &ChokerConfig, seed: u64, steps: &[Step]) -> Vec<ChokeDecision> {
+    let mut choker = Choker::new(config.clone(), seed);
+    let mut now = Instant::ZERO;
+    // What the owner did with earlier decisions: the choke state it reports.
+    let mut owner: BTreeMap<PeerKey, bool> = BTreeMap::new();
+    let mut decisions = Vec::new();
+    for (advance, candidates, applies, removed) in steps {
+        now += Duration::from_secs(*advance);
+        if let Some(key) = removed {
+            choker.peer_removed(PeerKey(*key));
+        }
+        let mut candidates = candidates.clone();
+        for c in &mut candidates {
+            if *applies {
+                if let Some(&choked) = owner.get(&c.key) {
+                    c.is_choked = choked;
+                }
+            }
+        }
+        let decision = choker.rechoke(now, &candidates);
+
+        // The first candidate of each key is the one that counts.
+        let mut first: BTreeMap<PeerKey, &ChokeCandidate> = BTreeMap::new();
+        for c in &candidates {
+            first.entry(c.key).or_insert(c);
+        }
+        assert!(decision.unchoke.windows(2).all(|w| w[0] < w[1]));
+        assert!(decision.choke.windows(2).all(|w| w[0] < w[1]));
+        for key in &decision.unchoke {
+            let c = first.get(key).expect("unchoke names a known key");
+            assert!(c.is_choked && c.interested, "{c:?}");
+        }
+        for key in &decision.choke {
+            let c = first.get(key).expect("choke names a known key");
+            assert!(!c.is_choked, "{c:?}");
+        }
+        owner = first
+            .iter()
+            .map(|(&key, c)| {
+                let choked = if decision.unchoke.contains(&key) {
+                    false
+                } else {
+                    decision.choke.contains(&key) || c.is_choked
+                };
+                (key, choked)
+            })
+            .collect();
+        let open: Vec<_> = owner.iter().filter(|(_, &choked)| !choked).collect();
+        assert!(open.len() <= config.total_slots(), "{open:?}");
+        for (key, _) in &open {
+            assert!(first[key].interested, "{key:?} unchoked but not interested");
+        }
+        assert!(choker.optimistic_peers().count() <= config.optimistic_slots);
+        assert!(choker.next_rechoke() > now);
+        decisions.push(decision);
+    }
+    decisions
+}
+
+proptest! {
+    #[test]
+    fn random_runs_keep_the_rules(config in arb_config(), seed in any::<u64>(), steps in arb_steps()) {
+        let decisions = run_checked(&config, seed, &steps);
+        prop_assert_eq!(decisions, run_checked(&config, seed, &steps), "same seed, same decisions");
+    }
 }
