@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod choker;
 pub mod create;
 mod hash;
 mod index;
