@@ -12,6 +12,7 @@
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
 //! - [`peer_id`]: BEP20 peer ids.
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
+//! - [`choker`]: who to unchoke (tit-for-tat, optimistic unchoke, seeding rotation).
 //! - [`picker`]: the piece picker (rarest first, priorities, deadlines, end-game).
 //! - [`session`]: the [`session::Session`] state machine: torrents, peers, disk jobs, alerts.
 //! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.

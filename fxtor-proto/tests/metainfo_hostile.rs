@@ -1,7 +1,6 @@
 //! Hostile .torrent files: every one is refused with a clear error or loads with its damage
 //! contained, and large torrents load quickly.
 
-
 use bytes::Bytes;
 use fxtor_proto::bencode::{self, OwnedValue};
 use fxtor_proto::merkle;

@@ -1,19 +1,9 @@
 //! What the choker is told about each peer, and what it answers.
 
-use core::fmt;
-
 use crate::time::Instant;
 
-/// The owner's name for one peer connection: an opaque number the choker only compares
-/// and hands back.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerKey(pub u32);
-
-impl fmt::Debug for PeerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerKey({})", self.0)
-    }
-}
+/// The owner's name for one peer connection: the same key the piece picker uses.
+pub use crate::picker::PeerKey;
 
 /// One connected peer as it stands at a rechoke, measured by the owner.
 ///
