@@ -14,6 +14,7 @@
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
 //! - [`picker`]: the piece picker (rarest first, priorities, deadlines, end-game).
 //! - [`session`]: the [`session::Session`] state machine: torrents, peers, disk jobs, alerts.
+//! - [`resume`]: resume data, so a restart skips re-hashing.
 //! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.
 //! - [`time`]: the [`time::Instant`] every state machine is driven with.
 #![warn(missing_docs)]
@@ -29,6 +30,7 @@ pub mod metainfo;
 pub mod peer;
 pub mod peer_id;
 pub mod picker;
+pub mod resume;
 pub mod session;
 pub mod time;
 pub mod verify;
