@@ -24,6 +24,10 @@ mod params;
 pub(crate) mod rng;
 mod shared;
 mod status;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 mod torrent;
 
 pub use alert::Alert;
