@@ -190,6 +190,42 @@ fn a_corrupt_seeder_is_banned_and_the_download_completes() {
         Alert::PeerDisconnected { reason, addr, .. } if reason.contains("banned") && addr.ip() == bad_ip)));
 }
 
+#[test]
+fn a_corrupt_seeder_is_banned_with_pieces_of_several_blocks() {
+    // Four blocks per piece: pieces mix blocks from both seeds.
+    let content = Content::new(TorrentVersion::V1, 64 * 1024, &[("x", 1024 * KIB)], 19);
+    let mut net = Net::new();
+    let good = net.add_node();
+    let bad = net.add_node();
+    let leech_node = net.add_node();
+    net.add_seed(good, &content);
+    let bad_torrent = net.add_seed(bad, &content);
+    let stored = net.nodes[bad].store.torrents.get_mut(&bad_torrent).unwrap();
+    stored.corrupt = (0..content.info.num_pieces()).map(PieceIndex).collect();
+    let leech = net.add_leecher(leech_node, &content, &[bad, good]);
+
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        leech_node,
+        leech,
+        TorrentState::Seeding
+    )));
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[leech_node].store.bytes(leech, n).as_deref(),
+        Some(&content.data[..])
+    );
+    let (bad_ip, good_ip) = (net.nodes[bad].addr.ip(), net.nodes[good].addr.ip());
+    let leecher = &net.nodes[leech_node];
+    let failed = leecher
+        .alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::HashFailed { .. }))
+        .count();
+    assert!(failed >= 1);
+    assert!(leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == bad_ip)));
+    assert!(!leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == good_ip)));
+}
+
 fn net_ip(node: usize) -> core::net::IpAddr {
     core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, node as u8 + 1))
 }

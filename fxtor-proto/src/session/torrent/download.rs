@@ -13,13 +13,6 @@ use crate::time::Instant;
 use crate::wire::{Block, BlockRequest};
 use crate::{PieceIndex, BLOCK_SIZE};
 
-/// Trust below which a peer that shared in failed pieces is banned: +1 per passed piece it
-/// sent blocks of, -2 per failed one, so three failures in a row.
-const BAN_TRUST: i32 = -6;
-
-/// The most trust a peer can build up.
-const MAX_TRUST: i32 = 8;
-
 type Picked = SmallVec<[BlockRef; 16]>;
 
 impl Torrent {
@@ -88,6 +81,15 @@ impl Torrent {
     }
 
     fn after_availability(&mut self, now: Instant, key: PeerKey) {
+        let both_seeds = self.state == TorrentState::Seeding
+            && self.peers.get(&key).is_some_and(|p| {
+                p.have
+                    .is_seed(self.meta.as_ref().map_or(0, |m| m.picker.num_pieces()))
+            });
+        if both_seeds {
+            self.close_peer(now, key, "both sides are seeds");
+            return;
+        }
         self.update_interest(now, key);
         if self.hungry.contains(&key) {
             self.refill = true;
@@ -358,10 +360,8 @@ impl Torrent {
         }
         let was_wanted = wanted(&meta.picker, piece);
         meta.picker.piece_passed(piece);
-        let finished = meta.picker.is_finished();
         for ip in senders {
-            let trust = self.trust.entry(ip).or_insert(0);
-            *trust = (*trust + 1).min(MAX_TRUST);
+            self.trust.passed(ip);
         }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in &keys {
@@ -380,9 +380,7 @@ impl Torrent {
             torrent: self.id,
             piece,
         });
-        if finished && was_wanted && self.state == TorrentState::Downloading {
-            shared.alert(Alert::TorrentFinished { torrent: self.id });
-        }
+        // Leaving Downloading for Finished or Seeding posts TorrentFinished.
         self.update_all_interest(now);
         self.update_state(now, shared);
     }
@@ -395,9 +393,7 @@ impl Torrent {
             return;
         }
         for &ip in senders {
-            let trust = self.trust.entry(ip).or_insert(0);
-            *trust -= 2;
-            if *trust <= BAN_TRUST {
+            if self.trust.failed(ip) {
                 self.ban(now, ip, shared);
             }
         }
@@ -409,7 +405,7 @@ impl Torrent {
         if !self.banned.insert(ip) {
             return;
         }
-        self.trust.remove(&ip);
+        self.trust.forget(ip);
         self.known_peers.retain(|a| a.ip() != ip);
         let victims: Vec<(crate::picker::PeerKey, SocketAddr)> = self
             .peers

@@ -12,6 +12,7 @@
 //! - [`upload`]: serving requests from disk, and choking.
 //! - [`unchoke`]: the rule that picks the peers to unchoke.
 //! - [`assembly`]: the pieces held in memory.
+//! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
@@ -24,6 +25,7 @@ mod assembly;
 mod checking;
 mod download;
 mod peer;
+mod trust;
 mod unchoke;
 mod upload;
 
@@ -54,6 +56,7 @@ use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 use assembly::Assembly;
 use checking::Checking;
 use peer::{Peer, PeerHave};
+use trust::Trust;
 use unchoke::Unchoker;
 
 /// The client name we announce in the extension handshake.
@@ -146,8 +149,7 @@ pub(super) struct Torrent {
     /// Where to connect when the torrent starts or resumes.
     known_peers: BTreeSet<SocketAddr>,
     banned: BTreeSet<IpAddr>,
-    /// Per address that sent blocks: +1 per passed piece, -2 per failed one.
-    trust: BTreeMap<IpAddr, i32>,
+    trust: Trust,
     next_key: u32,
     /// Peers to drain at the next flush.
     dirty: Vec<PeerKey>,
@@ -251,7 +253,7 @@ impl Torrent {
             addrs: BTreeSet::new(),
             known_peers: BTreeSet::new(),
             banned: BTreeSet::new(),
-            trust: BTreeMap::new(),
+            trust: Trust::default(),
             next_key: 0,
             dirty: Vec::new(),
             hungry: BTreeSet::new(),
@@ -368,6 +370,11 @@ impl Torrent {
             from,
             to,
         });
+        if from == TorrentState::Downloading
+            && matches!(to, TorrentState::Finished | TorrentState::Seeding)
+        {
+            shared.alert(Alert::TorrentFinished { torrent: self.id });
+        }
         self.create_empty_files(shared);
         self.update_all_interest(now);
         if to == TorrentState::Seeding {
@@ -589,6 +596,7 @@ impl Torrent {
             meta.info.piece_length(),
             shared.rng.next_u64(),
         )
+        // The same arguments made the picker being replaced, so this cannot fail.
         .map_err(|_| SessionError::NoMetadata)?;
         picker.set_piece_priorities(&priorities);
         picker.set_sequential(sequential);
