@@ -11,7 +11,7 @@ use super::*;
 use crate::create::TorrentVersion;
 use crate::magnet::MagnetLink;
 use crate::resume::ResumeData;
-use crate::wire::ReservedBits;
+use crate::wire::{Block, BlockRequest, Message, ReservedBits};
 use crate::{InfoHashes, PieceIndex};
 
 const KIB: u64 = 1024;
@@ -953,5 +953,118 @@ proptest! {
         }
         session.handle_closed(now, conn);
         let _ = session.status(now, torrent).unwrap();
+    }
+}
+
+fn arb_request() -> impl Strategy<Value = BlockRequest> {
+    (0u32..4, 0u32..40000, 0u32..20000).prop_map(|(piece, offset, length)| BlockRequest {
+        piece: PieceIndex(piece),
+        offset,
+        length,
+    })
+}
+
+/// A request for a block of [`fuzz_content`]'s torrent that fits its piece.
+fn valid_request() -> impl Strategy<Value = BlockRequest> {
+    (0u32..3, 1u32..=16384).prop_map(|(piece, length)| BlockRequest {
+        piece: PieceIndex(piece),
+        offset: 0,
+        length: length.min(fuzz_content().info.piece_size(PieceIndex(piece))),
+    })
+}
+
+/// Messages a peer of [`fuzz_content`]'s torrent may send: mostly valid ones (so the
+/// session gets far: requests, uploads, blocks, hash checks), some out of range.
+fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        3 => Just(Message::KeepAlive),
+        3 => Just(Message::Choke),
+        10 => Just(Message::Unchoke),
+        10 => Just(Message::Interested),
+        3 => Just(Message::NotInterested),
+        6 => Just(Message::HaveAll),
+        2 => Just(Message::HaveNone),
+        6 => (0u32..3).prop_map(|p| Message::Have(PieceIndex(p))),
+        3 => (0u8..8).prop_map(|b| Message::Bitfield(vec![b << 5].into())),
+        10 => valid_request().prop_map(Message::Request),
+        4 => valid_request().prop_map(Message::Cancel),
+        3 => valid_request().prop_map(Message::Reject),
+        3 => (0u32..3).prop_map(|p| Message::AllowedFast(PieceIndex(p))),
+        2 => (0u32..3).prop_map(|p| Message::Suggest(PieceIndex(p))),
+        1 => any::<u16>().prop_map(Message::Port),
+        2 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(id, payload)| Message::Extended { id, payload: payload.into() }),
+        20 => (0u32..3, proptest::bool::weighted(0.8)).prop_map(|(p, good)| {
+            let mut data = fuzz_content().piece(PieceIndex(p)).to_vec();
+            if !good {
+                data[0] ^= 1;
+            }
+            Message::Piece(Block { piece: PieceIndex(p), offset: 0, data: data.into() })
+        }),
+        1 => (0u32..8).prop_map(|p| Message::Have(PieceIndex(p))),
+        1 => proptest::collection::vec(any::<u8>(), 0..3).prop_map(|b| Message::Bitfield(b.into())),
+        1 => arb_request().prop_map(Message::Request),
+        1 => arb_request().prop_map(Message::Cancel),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_messages_never_panic(
+        seed in any::<bool>(),
+        prelude in any::<bool>(),
+        messages in proptest::collection::vec((arb_message(), 0u64..3000), 0..40),
+    ) {
+        let content = fuzz_content();
+        let mut now = Instant::ZERO;
+        let mut session = Session::new(now, Net::config(0));
+        let mut store = super::testing::Store::default();
+        let mut params = content.params();
+        params.seed_mode = seed;
+        params.skip_check = true;
+        let torrent = session.add_torrent(now, params).unwrap();
+        if seed {
+            store.put(torrent, content, (0..content.info.num_pieces()).map(PieceIndex));
+        }
+        let peer: SocketAddr = "10.1.1.1:999".parse().unwrap();
+        let conn = session.handle_incoming(now, peer).unwrap();
+        let mut buf = BytesMut::new();
+        Handshake {
+            reserved: ReservedBits::FAST | ReservedBits::EXTENSION_PROTOCOL,
+            info_hash: content.info.info_hashes().best_v1_identifier(),
+            peer_id: crate::peer_id::PeerId([3; 20]),
+        }
+        .encode(&mut buf);
+        // Often open as a real peer would, so that requests go out and blocks are taken.
+        let opening = [Message::HaveAll, Message::Unchoke, Message::Interested];
+        let opening = opening.into_iter().filter(|_| prelude).map(|m| (m, 0));
+        for (message, wait) in opening.chain(messages) {
+            message.encode(&mut buf);
+            session.handle_received(now, conn, &mut buf);
+            now += Duration::from_millis(wait);
+            session.handle_timeout(now);
+            let mut sent = 0;
+            while let Some(t) = session.poll_transmit() {
+                prop_assert_eq!(t.conn, conn);
+                sent += t.data.len();
+            }
+            session.handle_sent(now, conn, sent);
+            while let Some(action) = session.poll_action() {
+                if let Action::Disk(job) = action {
+                    let completion = store.run(job);
+                    session.handle_disk(now, completion);
+                }
+            }
+            while let Some(alert) = session.poll_alert() {
+                if let Alert::PeerBanned { addr, .. } = alert {
+                    prop_assert_eq!(addr.ip(), peer.ip());
+                }
+            }
+        }
+        let status = session.status(now, torrent).unwrap();
+        prop_assert!(status.num_peers <= 1);
+        prop_assert!(status.num_have <= content.info.num_pieces());
     }
 }
