@@ -15,6 +15,7 @@
 //! - [`choker`]: who to unchoke (tit-for-tat, optimistic unchoke, seeding rotation).
 //! - [`picker`]: the piece picker (rarest first, priorities, deadlines, end-game).
 //! - [`session`]: the [`session::Session`] state machine: torrents, peers, disk jobs, alerts.
+//! - [`resume`]: resume data, so a restart skips re-hashing.
 //! - [`verify`]: checking a piece's bytes against its v1 and v2 hashes.
 //! - [`time`]: the [`time::Instant`] every state machine is driven with.
 #![warn(missing_docs)]
@@ -31,6 +32,7 @@ pub mod metainfo;
 pub mod peer;
 pub mod peer_id;
 pub mod picker;
+pub mod resume;
 pub mod session;
 pub mod time;
 pub mod verify;

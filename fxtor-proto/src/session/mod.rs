@@ -21,19 +21,34 @@
 mod alert;
 mod disk;
 mod params;
+pub(crate) mod rng;
+mod shared;
 mod status;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+mod torrent;
 
 pub use alert::Alert;
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
 
+use std::collections::BTreeMap;
+
 use core::fmt;
 use core::net::SocketAddr;
+use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::peer::PeerConfig;
 use crate::time::Instant;
+use crate::wire::Handshake;
+use crate::InfoHashV1;
+use shared::{Route, Shared};
+use torrent::Torrent;
 
 /// A torrent in a session: a small number, never reused within the session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -107,16 +122,68 @@ pub enum SessionError {
 }
 
 /// The session state machine. See the [module documentation](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use fxtor_proto::create::TorrentBuilder;
+/// use fxtor_proto::peer_id::PeerId;
+/// use fxtor_proto::session::{
+///     Action, AddTorrentParams, Alert, DiskJobKind, Session, SessionConfig, TorrentSource,
+///     TorrentState,
+/// };
+/// use fxtor_proto::time::Instant;
+/// use fxtor_proto::TorrentInfo;
+///
+/// let mut builder = TorrentBuilder::single_file("hello.txt", 5);
+/// builder.set_piece_length(16384);
+/// let mut hasher = builder.into_hasher().unwrap();
+/// hasher.update(b"hello").unwrap();
+/// let info = Arc::new(TorrentInfo::from_bytes(&hasher.finish().unwrap().bytes).unwrap());
+///
+/// let now = Instant::ZERO;
+/// let mut session = Session::new(now, SessionConfig::new(PeerId::fxtor([7; 20])));
+/// let torrent = session
+///     .add_torrent(now, AddTorrentParams::new(TorrentSource::Info(info)))
+///     .unwrap();
+/// assert!(matches!(session.poll_alert(), Some(Alert::TorrentAdded { .. })));
+///
+/// // Without resume data the files are checked first: the driver hashes each piece.
+/// let Some(Action::Disk(job)) = session.poll_action() else { panic!() };
+/// assert!(matches!(job.kind, DiskJobKind::CheckPiece { .. }));
+/// # let DiskJobKind::CheckPiece { piece, .. } = job.kind else { panic!() };
+/// let result = fxtor_proto::session::DiskResult::Checked { piece, passed: true };
+/// session.handle_disk(now, fxtor_proto::session::DiskCompletion { id: job.id, torrent, result });
+/// assert_eq!(session.status(now, torrent).unwrap().state, TorrentState::Seeding);
+/// ```
 #[derive(Debug)]
 pub struct Session {
-    _private: (),
+    shared: Shared,
+    torrents: BTreeMap<TorrentId, Torrent>,
+    /// Every 20-byte identifier of every torrent (v1 and truncated v2 info-hashes).
+    by_info_hash: BTreeMap<InfoHashV1, TorrentId>,
+    next_torrent: u32,
+    /// The time of the last [`handle_timeout`](Self::handle_timeout): no timeout is
+    /// reported at or before it again, so a driver cannot spin.
+    last_timeout: Option<Instant>,
 }
 
-#[allow(unused_variables, clippy::new_without_default)]
+/// How long an incoming connection has to send the info-hash of its handshake.
+fn incoming_timeout() -> Duration {
+    PeerConfig::default().handshake_timeout
+}
+
+#[allow(clippy::new_without_default)]
 impl Session {
     /// A session with no torrents.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
-        Self { _private: () }
+        let _ = now;
+        Self {
+            shared: Shared::new(config),
+            torrents: BTreeMap::new(),
+            by_info_hash: BTreeMap::new(),
+            next_torrent: 0,
+            last_timeout: None,
+        }
     }
 
     // ----- commands -----
@@ -129,23 +196,64 @@ impl Session {
         now: Instant,
         params: AddTorrentParams,
     ) -> Result<TorrentId, SessionError> {
-        Err(SessionError::NoMetadata)
+        let info_hashes = match &params.source {
+            TorrentSource::Info(info) => info.info_hashes(),
+            TorrentSource::Magnet(link) => link.info_hashes(),
+        };
+        if info_hashes
+            .identifiers()
+            .any(|id| self.by_info_hash.contains_key(&id))
+        {
+            return Err(SessionError::DuplicateTorrent);
+        }
+        let id = TorrentId(self.next_torrent);
+        let mut torrent = Torrent::new(now, id, params, &mut self.shared)?;
+        // Resume data may have revealed more info-hashes (a hybrid added by a v1 link).
+        let info_hashes = torrent.info_hashes();
+        if info_hashes
+            .identifiers()
+            .any(|id| self.by_info_hash.contains_key(&id))
+        {
+            return Err(SessionError::DuplicateTorrent);
+        }
+        self.next_torrent += 1;
+        for identifier in info_hashes.identifiers() {
+            self.by_info_hash.insert(identifier, id);
+        }
+        self.shared.alert(Alert::TorrentAdded {
+            torrent: id,
+            info_hashes,
+        });
+        torrent.start(now, &mut self.shared);
+        self.torrents.insert(id, torrent);
+        Ok(id)
     }
 
     /// Removes a torrent: its connections are closed and its pending disk jobs forgotten.
     /// Deleting files is the driver's business (it knows the save path).
     pub fn remove_torrent(&mut self, now: Instant, torrent: TorrentId) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let mut removed = self
+            .torrents
+            .remove(&torrent)
+            .ok_or(SessionError::UnknownTorrent(torrent))?;
+        removed.remove(now, &mut self.shared);
+        self.by_info_hash.retain(|_, t| *t != torrent);
+        self.shared.alert(Alert::TorrentRemoved { torrent });
+        Ok(())
     }
 
     /// Pauses a torrent: its connections close; nothing is requested or served.
     pub fn pause(&mut self, now: Instant, torrent: TorrentId) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.pause(now, shared);
+        Ok(())
     }
 
     /// Resumes a paused torrent.
     pub fn resume(&mut self, now: Instant, torrent: TorrentId) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.resume(now, shared);
+        Ok(())
     }
 
     /// Connects to a peer for a torrent (yields an [`Action::Connect`] unless already
@@ -156,7 +264,9 @@ impl Session {
         torrent: TorrentId,
         addr: SocketAddr,
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.connect(now, addr, shared);
+        Ok(())
     }
 
     /// Asks for a piece by a deadline (streaming): it is requested before anything without
@@ -168,7 +278,9 @@ impl Session {
         piece: crate::PieceIndex,
         deadline: Instant,
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let _ = now;
+        let (t, _) = self.torrent_mut(torrent)?;
+        t.set_piece_deadline(piece, deadline)
     }
 
     /// Withdraws a piece's deadline.
@@ -178,7 +290,9 @@ impl Session {
         torrent: TorrentId,
         piece: crate::PieceIndex,
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let _ = now;
+        let (t, _) = self.torrent_mut(torrent)?;
+        t.reset_piece_deadline(piece)
     }
 
     /// Sets a piece's priority, 0 (skip) to 7 (top); 4 is the default.
@@ -189,7 +303,8 @@ impl Session {
         piece: crate::PieceIndex,
         priority: u8,
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.set_piece_priority(now, piece, priority, shared)
     }
 
     /// Sets every file's priority, 0 (skip) to 7 (top), in file order (pad files included
@@ -200,7 +315,8 @@ impl Session {
         torrent: TorrentId,
         priorities: &[u8],
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.prioritize_files(now, priorities, shared)
     }
 
     /// Downloads pieces in order instead of rarest first.
@@ -210,27 +326,60 @@ impl Session {
         torrent: TorrentId,
         sequential: bool,
     ) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let _ = now;
+        let (t, _) = self.torrent_mut(torrent)?;
+        t.set_sequential(sequential)
     }
 
     /// Re-hashes every piece on disk ([`TorrentState::CheckingFiles`]).
     pub fn force_recheck(&mut self, now: Instant, torrent: TorrentId) -> Result<(), SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.force_recheck(now, shared)
     }
 
     /// The torrent's resume data as it is now (bencoded; see [`crate::resume`]).
     pub fn save_resume_data(&self, torrent: TorrentId) -> Result<Bytes, SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let t = self
+            .torrents
+            .get(&torrent)
+            .ok_or(SessionError::UnknownTorrent(torrent))?;
+        Ok(t.resume_data().to_bytes())
     }
 
     /// The torrent's status.
     pub fn status(&self, now: Instant, torrent: TorrentId) -> Result<TorrentStatus, SessionError> {
-        Err(SessionError::UnknownTorrent(torrent))
+        let t = self
+            .torrents
+            .get(&torrent)
+            .ok_or(SessionError::UnknownTorrent(torrent))?;
+        Ok(t.status(now))
     }
 
     /// The torrents in the session.
     pub fn torrents(&self) -> Vec<TorrentId> {
-        Vec::new()
+        self.torrents.keys().copied().collect()
+    }
+
+    fn torrent_mut(
+        &mut self,
+        torrent: TorrentId,
+    ) -> Result<(&mut Torrent, &mut Shared), SessionError> {
+        match self.torrents.get_mut(&torrent) {
+            Some(t) => Ok((t, &mut self.shared)),
+            None => Err(SessionError::UnknownTorrent(torrent)),
+        }
+    }
+
+    /// The torrent of an attached connection.
+    fn connection_torrent(&mut self, conn: ConnectionId) -> Option<(&mut Torrent, &mut Shared)> {
+        match self.shared.routes.get(&conn) {
+            Some(Route::Torrent(id)) => {
+                let id = *id;
+                let t = self.torrents.get_mut(&id)?;
+                Some((t, &mut self.shared))
+            }
+            _ => None,
+        }
     }
 
     // ----- inputs from the driver -----
@@ -239,53 +388,212 @@ impl Session {
     /// handshake once that arrives; it returns the id the driver must use for it, or `None`
     /// when it refuses the connection (over the limits): then close the socket.
     pub fn handle_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionId> {
-        None
+        if !self.shared.has_room() {
+            return None;
+        }
+        let conn = self.shared.connection_id();
+        self.shared.routes.insert(
+            conn,
+            Route::Incoming {
+                addr,
+                deadline: now + incoming_timeout(),
+            },
+        );
+        Some(conn)
     }
 
     /// An outgoing connection from [`Action::Connect`] is established.
-    pub fn handle_connected(&mut self, now: Instant, conn: ConnectionId) {}
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnectionId) {
+        if let Some((t, shared)) = self.connection_torrent(conn) {
+            t.handle_connected(now, conn, shared);
+        }
+    }
 
     /// An outgoing connection from [`Action::Connect`] failed.
-    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnectionId) {}
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnectionId) {
+        let _ = now;
+        if let Some((t, shared)) = self.connection_torrent(conn) {
+            t.handle_connect_failed(conn, shared);
+        }
+    }
 
     /// Bytes arrived on a connection. The session takes whole messages off the front of
     /// `buf` and leaves a partial one in place for the next call, so the driver keeps one
     /// receive buffer per connection and appends to it.
-    pub fn handle_received(&mut self, now: Instant, conn: ConnectionId, buf: &mut BytesMut) {}
+    pub fn handle_received(&mut self, now: Instant, conn: ConnectionId, buf: &mut BytesMut) {
+        match self.shared.routes.get(&conn) {
+            Some(Route::Incoming { addr, .. }) => {
+                let addr = *addr;
+                self.route_incoming(now, conn, addr, buf);
+            }
+            Some(Route::Torrent(_)) => {
+                if let Some((t, shared)) = self.connection_torrent(conn) {
+                    t.handle_received(now, conn, buf, shared);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Hands an incoming connection to the torrent its handshake names, once its first 48
+    /// bytes are in (they stay in `buf` until then).
+    fn route_incoming(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        addr: SocketAddr,
+        buf: &mut BytesMut,
+    ) {
+        let info_hash = match Handshake::peek_info_hash(buf) {
+            Ok(None) => return,
+            Ok(Some(info_hash)) => info_hash,
+            Err(error) => {
+                self.refuse_incoming(
+                    conn,
+                    addr,
+                    None,
+                    format!("invalid data from the peer: {error}"),
+                );
+                return;
+            }
+        };
+        let Some(&id) = self.by_info_hash.get(&info_hash) else {
+            self.refuse_incoming(
+                conn,
+                addr,
+                None,
+                format!("no torrent with info-hash {info_hash}"),
+            );
+            return;
+        };
+        let Some(torrent) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        match torrent.accept(now, conn, addr, &mut self.shared) {
+            Ok(()) => torrent.handle_received(now, conn, buf, &mut self.shared),
+            Err(reason) => self.refuse_incoming(conn, addr, Some(id), reason.to_owned()),
+        }
+    }
+
+    fn refuse_incoming(
+        &mut self,
+        conn: ConnectionId,
+        addr: SocketAddr,
+        torrent: Option<TorrentId>,
+        reason: String,
+    ) {
+        self.shared.routes.remove(&conn);
+        self.shared.actions.push_back(Action::Close { conn });
+        self.shared.alert(Alert::PeerDisconnected {
+            torrent,
+            conn,
+            addr,
+            reason,
+        });
+    }
 
     /// `bytes` handed out for a connection by [`poll_transmit`](Self::poll_transmit) were
     /// written to its socket. The session serves uploads only while little is unsent.
-    pub fn handle_sent(&mut self, now: Instant, conn: ConnectionId, bytes: usize) {}
+    pub fn handle_sent(&mut self, now: Instant, conn: ConnectionId, bytes: usize) {
+        if let Some((t, shared)) = self.connection_torrent(conn) {
+            t.handle_sent(now, conn, bytes, shared);
+        }
+    }
 
     /// A connection was closed by the peer or failed.
-    pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId) {}
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId) {
+        match self.shared.routes.get(&conn) {
+            Some(Route::Incoming { addr, .. }) => {
+                let addr = *addr;
+                self.shared.routes.remove(&conn);
+                self.shared.alert(Alert::PeerDisconnected {
+                    torrent: None,
+                    conn,
+                    addr,
+                    reason: crate::peer::CloseReason::Disconnected.to_string(),
+                });
+            }
+            Some(Route::Torrent(_)) => {
+                if let Some((t, shared)) = self.connection_torrent(conn) {
+                    t.handle_closed(now, conn, shared);
+                }
+            }
+            None => {}
+        }
+    }
 
     /// A disk job finished.
-    pub fn handle_disk(&mut self, now: Instant, completion: DiskCompletion) {}
+    pub fn handle_disk(&mut self, now: Instant, completion: DiskCompletion) {
+        if let Some(t) = self.torrents.get_mut(&completion.torrent) {
+            t.handle_disk(now, completion, &mut self.shared);
+        }
+    }
 
     /// Time passed: call when [`poll_timeout`](Self::poll_timeout) is reached (calling
     /// early or late is harmless).
-    pub fn handle_timeout(&mut self, now: Instant) {}
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_timeout = Some(self.last_timeout.map_or(now, |t| t.max(now)));
+        let expired: Vec<(ConnectionId, SocketAddr)> = self
+            .shared
+            .routes
+            .iter()
+            .filter_map(|(conn, route)| match route {
+                Route::Incoming { addr, deadline } if *deadline <= now => Some((*conn, *addr)),
+                _ => None,
+            })
+            .collect();
+        for (conn, addr) in expired {
+            self.refuse_incoming(
+                conn,
+                addr,
+                None,
+                crate::peer::CloseReason::HandshakeTimeout.to_string(),
+            );
+        }
+        for torrent in self.torrents.values_mut() {
+            torrent.handle_timeout(now, &mut self.shared);
+        }
+    }
 
     // ----- outputs -----
 
     /// The next bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        None
+        self.shared.transmits.pop_front()
     }
 
     /// The next thing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
-        None
+        self.shared.actions.pop_front()
     }
 
     /// The next alert for the application.
     pub fn poll_alert(&mut self) -> Option<Alert> {
-        None
+        self.shared.alerts.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let incoming = self
+            .shared
+            .routes
+            .values()
+            .filter_map(|route| match route {
+                Route::Incoming { deadline, .. } => Some(*deadline),
+                Route::Torrent(_) => None,
+            })
+            .min();
+        let torrents = self
+            .torrents
+            .values()
+            .filter_map(Torrent::poll_timeout)
+            .min();
+        let next = [incoming, torrents].into_iter().flatten().min()?;
+        // What is due at or before the last timeout was handled then; anything still
+        // reported there comes back a millisecond later rather than at once.
+        Some(match self.last_timeout {
+            Some(last) if next <= last => last + Duration::from_millis(1),
+            _ => next,
+        })
     }
 }

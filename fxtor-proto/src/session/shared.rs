@@ -1,0 +1,83 @@
+//! What every torrent of a session shares: the configuration, the random numbers, the id
+//! counters, the table of connections and the output queues.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use core::net::SocketAddr;
+
+use super::rng::Rng;
+use super::{
+    Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, SessionConfig, TorrentId,
+    Transmit,
+};
+use crate::time::Instant;
+
+/// Who a connection belongs to.
+#[derive(Debug)]
+pub(super) enum Route {
+    /// Accepted, waiting for the info-hash of its handshake.
+    Incoming {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// When it is closed if no torrent has claimed it.
+        deadline: Instant,
+    },
+    /// A torrent's connection (connecting or connected).
+    Torrent(TorrentId),
+}
+
+/// The session's state outside its torrents; torrents get it as `&mut Shared`.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: SessionConfig,
+    pub rng: Rng,
+    next_connection: u64,
+    next_job: u64,
+    /// Every connection of the session: pending, connecting and established.
+    pub routes: BTreeMap<ConnectionId, Route>,
+    pub transmits: VecDeque<Transmit>,
+    pub actions: VecDeque<Action>,
+    pub alerts: VecDeque<Alert>,
+    /// Addresses that turned out to be this session.
+    pub self_addrs: BTreeSet<SocketAddr>,
+}
+
+impl Shared {
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            rng: Rng::new(config.rng_seed),
+            config,
+            next_connection: 0,
+            next_job: 0,
+            routes: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            actions: VecDeque::new(),
+            alerts: VecDeque::new(),
+            self_addrs: BTreeSet::new(),
+        }
+    }
+
+    /// A fresh connection id.
+    pub fn connection_id(&mut self) -> ConnectionId {
+        self.next_connection += 1;
+        ConnectionId(self.next_connection)
+    }
+
+    /// Whether the session may have one more connection.
+    pub fn has_room(&self) -> bool {
+        self.routes.len() < self.config.max_connections
+    }
+
+    /// Queues a disk job and returns its id.
+    pub fn disk_job(&mut self, torrent: TorrentId, kind: DiskJobKind) -> DiskJobId {
+        self.next_job += 1;
+        let id = DiskJobId(self.next_job);
+        self.actions
+            .push_back(Action::Disk(DiskJob { id, torrent, kind }));
+        id
+    }
+
+    pub fn alert(&mut self, alert: Alert) {
+        self.alerts.push_back(alert);
+    }
+}

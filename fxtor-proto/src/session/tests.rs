@@ -1,0 +1,1070 @@
+//! Sessions exchanging torrents over the simulated network of [`super::testing`].
+
+use core::time::Duration;
+use std::collections::BTreeSet;
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+
+use super::testing::{Content, Net};
+use super::*;
+use crate::create::TorrentVersion;
+use crate::magnet::MagnetLink;
+use crate::resume::ResumeData;
+use crate::wire::{Block, BlockRequest, Message, ReservedBits};
+use crate::{InfoHashes, PieceIndex};
+
+const KIB: u64 = 1024;
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn files() -> Vec<(&'static str, u64)> {
+    vec![
+        ("a.bin", 100 * KIB + 17),
+        ("dir/b.bin", 3 * KIB),
+        ("dir/c.bin", 70 * KIB),
+    ]
+}
+
+/// A seed on node 0 and a leecher on node 1; runs until the leecher seeds.
+fn seed_to_leecher(version: TorrentVersion) {
+    let content = Content::new(version, 32 * 1024, &files(), 1);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let leech_node = net.add_node();
+    let seed = net.add_seed(seed_node, &content);
+    let leech = net.add_leecher(leech_node, &content, &[seed_node]);
+    assert!(net.is_in(seed_node, seed, TorrentState::Seeding));
+    assert!(net.is_in(leech_node, leech, TorrentState::Downloading));
+
+    let done = net.run_until(MINUTE, |net| {
+        net.is_in(leech_node, leech, TorrentState::Seeding)
+    });
+    assert!(done, "the download did not complete");
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[leech_node].store.bytes(leech, n).as_deref(),
+        Some(&content.data[..])
+    );
+    let leecher = &net.nodes[leech_node];
+    assert!(leecher.saw(|a| matches!(a, Alert::TorrentFinished { torrent } if *torrent == leech)));
+    assert!(leecher.saw(|a| matches!(a,
+        Alert::PeerConnected { client: Some(client), addr, .. }
+            if client.starts_with("fxtor") && *addr == net.nodes[seed_node].addr)));
+    assert_eq!(
+        leecher.states(leech),
+        [TorrentState::Seeding],
+        "Downloading straight to Seeding"
+    );
+    let stats_before = leecher.alerts.len();
+    assert_eq!(leecher.finished_pieces(leech).len(), n as usize);
+    assert!(!leecher.saw(|a| matches!(a, Alert::HashFailed { .. })));
+    let status = leecher.session.status(net.now, leech).unwrap();
+    assert_eq!(status.progress, 1.0);
+    assert_eq!(status.num_have, n);
+    assert_eq!(status.total_downloaded, content.info.total_size());
+    let seeder = net.nodes[seed_node].session.status(net.now, seed).unwrap();
+    assert_eq!(seeder.total_uploaded, content.info.total_size());
+    // Both seed now: the connection between them is closed.
+    assert!(leecher
+        .saw(|a| matches!(a, Alert::PeerDisconnected { reason, .. } if reason.contains("seeds"))));
+    // The second's statistics come once it is over, then no more.
+    net.run_for(Duration::from_secs(5));
+    let stats: Vec<&Alert> = net.nodes[leech_node].alerts[stats_before..]
+        .iter()
+        .filter(|a| matches!(a, Alert::Stats { .. }))
+        .collect();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert!(matches!(stats[0], Alert::Stats { downloaded, .. } if *downloaded > 0));
+}
+
+#[test]
+fn seed_to_leecher_v1() {
+    seed_to_leecher(TorrentVersion::V1);
+}
+
+#[test]
+fn seed_to_leecher_v2() {
+    seed_to_leecher(TorrentVersion::V2);
+}
+
+#[test]
+fn seed_to_leecher_hybrid() {
+    seed_to_leecher(TorrentVersion::Hybrid);
+}
+
+#[test]
+fn a_seed_and_five_leechers_all_complete() {
+    let content = Content::new(
+        TorrentVersion::Hybrid,
+        16 * 1024,
+        &[("x", 600 * KIB + 5)],
+        2,
+    );
+    let mut net = Net::new();
+    for i in 0..6 {
+        let mut config = Net::config(i);
+        // Fewer slots than peers: choking, rotation and leechers trading among themselves.
+        config.upload_slots = 2;
+        net.add_node_with(config);
+    }
+    let seed = net.add_seed(0, &content);
+    let mut leeches = Vec::new();
+    for i in 1..6 {
+        // Every leecher dials every other node: both ends of some pairs dial each other.
+        let peers: Vec<usize> = (0..6).filter(|&j| j != i).collect();
+        leeches.push(net.add_leecher(i, &content, &peers));
+    }
+    let all_done = |net: &Net| (1..6).all(|i| net.is_in(i, leeches[i - 1], TorrentState::Seeding));
+    assert!(
+        net.run_until(10 * MINUTE, all_done),
+        "not every leecher completed"
+    );
+    let n = content.info.num_pieces();
+    for i in 1..6 {
+        assert_eq!(
+            net.nodes[i].store.bytes(leeches[i - 1], n).as_deref(),
+            Some(&content.data[..])
+        );
+    }
+    let uploaded_by_leechers: u64 = (1..6)
+        .map(|i| {
+            net.nodes[i]
+                .session
+                .status(net.now, leeches[i - 1])
+                .unwrap()
+                .total_uploaded
+        })
+        .sum();
+    assert!(uploaded_by_leechers > 0, "the leechers traded pieces");
+    let seeder = net.nodes[0].session.status(net.now, seed).unwrap();
+    assert!(seeder.total_uploaded >= content.info.total_size());
+    assert!((1..6).any(|i| net.nodes[i].saw(|a| matches!(a,
+        Alert::PeerDisconnected { reason, .. } if reason.contains("duplicate")))));
+}
+
+#[test]
+fn a_corrupt_seeder_is_banned_and_the_download_completes() {
+    // One block per piece: each piece comes from one peer, so its sender is known.
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 400 * KIB)], 3);
+    let mut net = Net::new();
+    let good = net.add_node();
+    let bad = net.add_node();
+    let leech_node = net.add_node();
+    net.add_seed(good, &content);
+    let bad_torrent = net.add_seed(bad, &content);
+    let stored = net.nodes[bad].store.torrents.get_mut(&bad_torrent).unwrap();
+    stored.corrupt = (0..content.info.num_pieces()).map(PieceIndex).collect();
+    let leech = net.add_leecher(leech_node, &content, &[bad, good]);
+
+    let done = net.run_until(MINUTE, |net| {
+        net.is_in(leech_node, leech, TorrentState::Seeding)
+    });
+    assert!(done);
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[leech_node].store.bytes(leech, n).as_deref(),
+        Some(&content.data[..])
+    );
+    let bad_ip = net.nodes[bad].addr.ip();
+    let leecher = &net.nodes[leech_node];
+    assert!(leecher.saw(|a| matches!(a, Alert::HashFailed { .. })));
+    assert!(leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == bad_ip)));
+    let good_ip = net.nodes[good].addr.ip();
+    assert!(!leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == good_ip)));
+
+    // Not dialled again, and not accepted when it dials.
+    let connects_before = connections_to(&net.nodes[leech_node].alerts, bad_ip);
+    net.with(leech_node, |s, now| {
+        s.connect_peer(now, leech, net_addr(bad_ip)).unwrap()
+    });
+    net.with(bad, |s, now| {
+        s.connect_peer(now, bad_torrent, net_addr(net_ip(leech_node)))
+            .unwrap()
+    });
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        connections_to(&net.nodes[leech_node].alerts, bad_ip),
+        connects_before
+    );
+    assert!(net.nodes[leech_node].saw(|a| matches!(a,
+        Alert::PeerDisconnected { reason, addr, .. } if reason.contains("banned") && addr.ip() == bad_ip)));
+}
+
+#[test]
+fn a_corrupt_seeder_is_banned_with_pieces_of_several_blocks() {
+    // Four blocks per piece: pieces mix blocks from both seeds.
+    let content = Content::new(TorrentVersion::V1, 64 * 1024, &[("x", 1024 * KIB)], 19);
+    let mut net = Net::new();
+    let good = net.add_node();
+    let bad = net.add_node();
+    let leech_node = net.add_node();
+    net.add_seed(good, &content);
+    let bad_torrent = net.add_seed(bad, &content);
+    let stored = net.nodes[bad].store.torrents.get_mut(&bad_torrent).unwrap();
+    stored.corrupt = (0..content.info.num_pieces()).map(PieceIndex).collect();
+    let leech = net.add_leecher(leech_node, &content, &[bad, good]);
+
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        leech_node,
+        leech,
+        TorrentState::Seeding
+    )));
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[leech_node].store.bytes(leech, n).as_deref(),
+        Some(&content.data[..])
+    );
+    let (bad_ip, good_ip) = (net.nodes[bad].addr.ip(), net.nodes[good].addr.ip());
+    let leecher = &net.nodes[leech_node];
+    let failed = leecher
+        .alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::HashFailed { .. }))
+        .count();
+    assert!(failed >= 1);
+    assert!(leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == bad_ip)));
+    assert!(!leecher.saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == good_ip)));
+}
+
+fn net_ip(node: usize) -> core::net::IpAddr {
+    core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, node as u8 + 1))
+}
+
+fn net_addr(ip: core::net::IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 6881)
+}
+
+fn connections_to(alerts: &[Alert], ip: core::net::IpAddr) -> usize {
+    alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::PeerConnected { addr, .. } if addr.ip() == ip))
+        .count()
+}
+
+#[test]
+fn resume_data_round_trip_skips_what_was_there() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("x", 512 * KIB)], 4);
+    let n = content.info.num_pieces();
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let first = net.add_node();
+    net.add_seed(seed_node, &content);
+    let mut params = content.params();
+    params.skip_check = true;
+    params.peers = vec![net.nodes[seed_node].addr];
+    params.sequential = true;
+    params.file_priorities = vec![6];
+    let leech = net.add_torrent(first, params, &content, []);
+    let half = n as usize / 2;
+    assert!(
+        net.run_until(MINUTE, |net| net.nodes[first].finished_pieces(leech).len()
+            >= half)
+    );
+
+    let resume = net.nodes[first].session.save_resume_data(leech).unwrap();
+    let decoded = ResumeData::from_bytes(&resume).unwrap();
+    assert!(decoded.sequential);
+    assert_eq!(decoded.file_priorities, [6]);
+    assert_eq!(decoded.info, None, "a .torrent's info is not repeated");
+    // What the session knew it had (a piece being written at that moment is not in it).
+    let mut had = Vec::new();
+    crate::session::torrent::for_each_piece_of(&decoded.pieces, n, |p| had.push(p));
+    assert!(had.len() >= half - 1);
+    let saved_down = net.nodes[first]
+        .session
+        .status(net.now, leech)
+        .unwrap()
+        .total_downloaded;
+    net.with(first, |s, now| s.remove_torrent(now, leech).unwrap());
+    assert!(net.nodes[first].saw(|a| matches!(a, Alert::TorrentRemoved { .. })));
+
+    // A new session with the same disk.
+    let second = net.add_node();
+    let mut params = content.params();
+    params.resume_data = Some(resume.clone());
+    params.peers = vec![net.nodes[seed_node].addr];
+    let again = net.add_torrent(second, params, &content, had.iter().copied());
+    let status = net.nodes[second].session.status(net.now, again).unwrap();
+    assert_eq!(
+        status.state,
+        TorrentState::Downloading,
+        "no check with resume data"
+    );
+    let had_set: BTreeSet<PieceIndex> = had.iter().copied().collect();
+    let pieces_in_resume = decoded.pieces.iter().map(|b| b.count_ones()).sum::<u32>();
+    assert_eq!(status.num_have, pieces_in_resume);
+    assert!(status.total_downloaded >= saved_down.min(u64::from(pieces_in_resume) * 16 * KIB));
+
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        second,
+        again,
+        TorrentState::Seeding
+    )));
+    let stored = &net.nodes[second].store.torrents[&again];
+    assert!(
+        !stored.jobs.contains_key("check"),
+        "nothing was re-hashed: {:?}",
+        stored.jobs
+    );
+    assert!(
+        stored.written.iter().all(|p| !had_set.contains(p)),
+        "nothing we had was downloaded again"
+    );
+    assert_eq!(stored.written.len() + had.len(), n as usize);
+    assert_eq!(
+        net.nodes[second].store.bytes(again, n).as_deref(),
+        Some(&content.data[..])
+    );
+
+    // Resume data of another torrent is refused.
+    let other = Content::new(TorrentVersion::V1, 16 * 1024, &[("y", 40 * KIB)], 5);
+    let mut params = other.params();
+    params.resume_data = Some(resume);
+    let refused = net.nodes[second].session.add_torrent(net.now, params);
+    assert!(matches!(refused, Err(SessionError::InvalidResumeData(_))));
+}
+
+#[test]
+fn checking_finds_the_pieces_on_disk() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 300 * KIB)], 6);
+    let n = content.info.num_pieces();
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let present = [PieceIndex(0), PieceIndex(2), PieceIndex(5), PieceIndex(7)];
+    let mut params = content.params();
+    params.peers = vec![net.nodes[seed_node].addr];
+    net.nodes[node].store.put(TorrentId(0), &content, present);
+    // Piece 7's bytes on disk are wrong.
+    let stored = net.nodes[node]
+        .store
+        .torrents
+        .get_mut(&TorrentId(0))
+        .unwrap();
+    stored
+        .pieces
+        .insert(PieceIndex(7), vec![0u8; 16 * 1024].into());
+    // Connecting waits for the check.
+    let torrent = net.add_torrent(node, params, &content, []);
+    assert!(net.is_in(node, torrent, TorrentState::CheckingFiles));
+
+    assert!(net.run_until(MINUTE, |net| net.nodes[node]
+        .saw(|a| matches!(a, Alert::TorrentChecked { .. }))));
+    let stored = &net.nodes[node].store.torrents[&torrent];
+    assert_eq!(stored.jobs["check"], n as usize);
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!(status.num_have, 3);
+    assert_eq!(
+        net.nodes[node].states(torrent),
+        [TorrentState::Downloading],
+        "CheckingFiles, then Downloading"
+    );
+
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let written: BTreeSet<PieceIndex> = net.nodes[node].store.torrents[&torrent]
+        .written
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(written.len(), n as usize - 3);
+    assert!(written.contains(&PieceIndex(7)) && !written.contains(&PieceIndex(2)));
+
+    // A recheck after a piece vanished from disk finds it missing and downloads it again.
+    net.nodes[node]
+        .store
+        .torrents
+        .get_mut(&torrent)
+        .unwrap()
+        .pieces
+        .remove(&PieceIndex(4));
+    net.with(node, |s, now| s.force_recheck(now, torrent).unwrap());
+    assert!(net.is_in(node, torrent, TorrentState::CheckingFiles));
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Downloading
+    )));
+    assert_eq!(
+        net.nodes[node]
+            .session
+            .status(net.now, torrent)
+            .unwrap()
+            .num_have,
+        n - 1
+    );
+    net.with(node, |s, now| {
+        s.connect_peer(now, torrent, net_addr(net_ip(seed_node)))
+            .unwrap()
+    });
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    assert_eq!(
+        net.nodes[node].store.bytes(torrent, n).as_deref(),
+        Some(&content.data[..])
+    );
+}
+
+#[test]
+fn a_file_of_priority_zero_is_never_requested() {
+    // Hybrid torrents align files to pieces: no piece is shared by two files.
+    let content = Content::new(
+        TorrentVersion::Hybrid,
+        16 * 1024,
+        &[("a", 50 * KIB), ("b", 64 * KIB), ("c", 20 * KIB)],
+        7,
+    );
+    let files = content.info.files();
+    let b = files
+        .iter()
+        .find(|(_, f)| f.path_string() == "b")
+        .map(|(i, _)| i)
+        .unwrap();
+    let b_pieces = files.file_piece_range(b).unwrap();
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    let seed = net.add_seed(seed_node, &content);
+    let mut params = content.params();
+    params.skip_check = true;
+    params.peers = vec![net.nodes[seed_node].addr];
+    // The non-pad files in order, whatever the torrent's order is.
+    let non_pad: Vec<&str> = files
+        .files()
+        .iter()
+        .filter(|f| !f.is_pad())
+        .map(|f| f.path_string())
+        .collect();
+    params.file_priorities = non_pad
+        .iter()
+        .map(|&p| if p == "b" { 0 } else { 4 })
+        .collect();
+    let torrent = net.add_torrent(node, params, &content, []);
+
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Finished
+    )));
+    let node_ref = &net.nodes[node];
+    assert!(node_ref.saw(|a| matches!(a, Alert::TorrentFinished { .. })));
+    let written = &node_ref.store.torrents[&torrent].written;
+    assert!(written
+        .iter()
+        .all(|p| !(b_pieces.start..b_pieces.end).contains(p)));
+    assert_eq!(
+        written.len(),
+        content.info.num_pieces() as usize - (b_pieces.end.0 - b_pieces.start.0) as usize
+    );
+    let read = &net.nodes[seed_node].store.torrents[&seed].read_pieces;
+    assert!(
+        read.iter()
+            .all(|p| !(b_pieces.start..b_pieces.end).contains(p)),
+        "never requested"
+    );
+    let status = node_ref.session.status(net.now, torrent).unwrap();
+    assert_eq!(status.progress, 1.0);
+    assert!(status.num_have < status.num_pieces);
+
+    // Wanting the file again goes back to downloading, and then seeding.
+    net.with(node, |s, now| {
+        s.prioritize_files(now, torrent, &[4, 4, 4]).unwrap()
+    });
+    assert!(net.is_in(node, torrent, TorrentState::Downloading));
+    net.with(node, |s, now| {
+        s.connect_peer(now, torrent, net_addr(net_ip(seed_node)))
+            .unwrap()
+    });
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let resume =
+        ResumeData::from_bytes(&net.nodes[node].session.save_resume_data(torrent).unwrap())
+            .unwrap();
+    assert_eq!(resume.file_priorities, [4, 4, 4]);
+}
+
+#[test]
+fn pieces_with_deadlines_arrive_first() {
+    let content = Content::new(TorrentVersion::V1, 32 * 1024, &[("x", 640 * KIB)], 8);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let mut params = content.params();
+    params.skip_check = true;
+    params.paused = true;
+    params.peers = vec![net.nodes[seed_node].addr];
+    let torrent = net.add_torrent(node, params, &content, []);
+    let deadlines = [
+        (PieceIndex(12), 100),
+        (PieceIndex(3), 200),
+        (PieceIndex(17), 300),
+    ];
+    for (piece, ms) in deadlines {
+        net.with(node, |s, now| {
+            s.set_piece_deadline(now, torrent, piece, Instant::from_millis(ms))
+                .unwrap()
+        });
+    }
+    net.with(node, |s, now| {
+        s.set_piece_deadline(now, torrent, PieceIndex(19), Instant::from_millis(50))
+            .unwrap()
+    });
+    net.with(node, |s, now| {
+        s.reset_piece_deadline(now, torrent, PieceIndex(19))
+            .unwrap()
+    });
+    assert_eq!(
+        net.nodes[node].session.set_piece_deadline(
+            net.now,
+            torrent,
+            PieceIndex(999),
+            Instant::ZERO
+        ),
+        Err(SessionError::OutOfRange)
+    );
+    net.with(node, |s, now| s.resume(now, torrent).unwrap());
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let order = net.nodes[node].finished_pieces(torrent);
+    assert_eq!(order[..3], [PieceIndex(12), PieceIndex(3), PieceIndex(17)]);
+}
+
+#[test]
+fn memory_for_pieces_stays_within_the_budget() {
+    let content = Content::new(TorrentVersion::V1, 64 * 1024, &[("x", 1024 * KIB)], 9);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let mut config = Net::config(1);
+    config.max_piece_memory = 128 * 1024;
+    let node = net.add_node_with(config);
+    net.add_seed(seed_node, &content);
+    let torrent = net.add_leecher(node, &content, &[seed_node]);
+    let mut most = 0;
+    let done = net.run_until(MINUTE, |net| {
+        most = most.max(net.nodes[node].session.torrents[&torrent].piece_memory());
+        net.is_in(node, torrent, TorrentState::Seeding)
+    });
+    assert!(done);
+    // The piece started just below the budget may pass it.
+    assert!(most <= 128 * 1024 + 64 * 1024, "{most} bytes held");
+    assert_eq!(net.nodes[node].session.torrents[&torrent].piece_memory(), 0);
+}
+
+#[test]
+fn pause_closes_connections_and_resume_reconnects() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 320 * KIB)], 10);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let torrent = net.add_leecher(node, &content, &[seed_node]);
+    assert!(
+        net.run_until(MINUTE, |net| net.nodes[node].finished_pieces(torrent).len()
+            >= 3)
+    );
+    net.with(node, |s, now| s.pause(now, torrent).unwrap());
+    assert!(net.is_in(node, torrent, TorrentState::Paused));
+    assert!(net.nodes[node]
+        .saw(|a| matches!(a, Alert::PeerDisconnected { reason, .. } if reason.contains("paused"))));
+    let have = net.nodes[node].finished_pieces(torrent).len();
+    net.run_for(Duration::from_secs(30));
+    assert!(
+        net.nodes[node].finished_pieces(torrent).len() <= have + 1,
+        "no downloading while paused"
+    );
+    assert_eq!(
+        net.nodes[node]
+            .session
+            .status(net.now, torrent)
+            .unwrap()
+            .num_peers,
+        0
+    );
+    net.with(node, |s, now| s.resume(now, torrent).unwrap());
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    assert_eq!(
+        net.nodes[node].states(torrent),
+        [
+            TorrentState::Paused,
+            TorrentState::Downloading,
+            TorrentState::Seeding
+        ]
+    );
+}
+
+#[test]
+fn a_failed_write_stops_the_torrent() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 11);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let torrent = net.add_leecher(node, &content, &[seed_node]);
+    net.nodes[node]
+        .store
+        .torrents
+        .entry(torrent)
+        .or_default()
+        .fail_writes = true;
+    assert!(net.run_until(MINUTE, |net| net.is_in(node, torrent, TorrentState::Error)));
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert!(status.error.unwrap().contains("no space"));
+    assert!(net.nodes[node].saw(|a| matches!(a, Alert::TorrentError { .. })));
+    assert_eq!(status.num_peers, 0);
+}
+
+#[test]
+fn empty_files_are_created_when_downloading_starts() {
+    let content = Content::new(
+        TorrentVersion::V1,
+        16 * 1024,
+        &[("x", 20 * KIB), ("empty", 0)],
+        12,
+    );
+    let mut net = Net::new();
+    let node = net.add_node();
+    let torrent = net.add_leecher(node, &content, &[]);
+    assert!(
+        net.run_until(MINUTE, |net| net.nodes[node].store.torrents[&torrent]
+            .empty_files_created)
+    );
+    assert_eq!(net.nodes[node].store.torrents[&torrent].jobs["create"], 1);
+}
+
+#[test]
+fn magnet_links_connect_and_wait_for_metadata() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("x", 64 * KIB)], 13);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    // A v2-only link of a hybrid: its handshakes carry the truncated v2 hash, which the
+    // seed must route to its hybrid torrent.
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    let link = MagnetLink::new(InfoHashes::v2(v2))
+        .with_display_name("linked")
+        .with_peer(net.nodes[seed_node].addr);
+    let torrent = net.with(node, |s, now| {
+        s.add_torrent(now, AddTorrentParams::new(TorrentSource::Magnet(link)))
+            .unwrap()
+    });
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!(status.state, TorrentState::DownloadingMetadata);
+    assert_eq!(status.name.as_deref(), Some("linked"));
+    assert_eq!(status.num_pieces, 0);
+    net.run_for(5 * MINUTE);
+    assert!(net.nodes[node].saw(|a| matches!(a, Alert::PeerConnected { .. })));
+    assert!(net.nodes[seed_node].saw(|a| matches!(a, Alert::PeerConnected { .. })));
+    assert!(
+        !net.nodes[node].saw(|a| matches!(a, Alert::PeerDisconnected { .. })),
+        "kept alive"
+    );
+    assert!(net.is_in(node, torrent, TorrentState::DownloadingMetadata));
+    assert_eq!(
+        net.nodes[node]
+            .session
+            .prioritize_files(net.now, torrent, &[1]),
+        Err(SessionError::NoMetadata)
+    );
+    let resume =
+        ResumeData::from_bytes(&net.nodes[node].session.save_resume_data(torrent).unwrap())
+            .unwrap();
+    assert!(resume.pieces.is_empty() && resume.info.is_none());
+}
+
+#[test]
+fn a_magnet_with_resume_data_has_its_metadata_at_once() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("x", 64 * KIB)], 14);
+    let n = content.info.num_pieces();
+    let mut resume = ResumeData::new(content.info.info_hashes());
+    resume.info = Some(content.info.info_bytes().clone());
+    resume.pieces = vec![0xf0].into();
+    assert_eq!(n, 4);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let leech_node = net.add_node();
+    let v1 = content.info.info_hashes().get_v1().unwrap();
+    let mut params =
+        AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(InfoHashes::v1(v1))));
+    params.resume_data = Some(resume.to_bytes());
+    let all = (0..n).map(PieceIndex);
+    let seed = net.add_torrent(seed_node, params, &content, all);
+    assert!(net.is_in(seed_node, seed, TorrentState::Seeding));
+    let status = net.nodes[seed_node].session.status(net.now, seed).unwrap();
+    assert_eq!(
+        status.info_hashes,
+        content.info.info_hashes(),
+        "the v2 hash is learnt"
+    );
+    let again =
+        ResumeData::from_bytes(&net.nodes[seed_node].session.save_resume_data(seed).unwrap())
+            .unwrap();
+    assert_eq!(again.info.as_ref(), Some(content.info.info_bytes()));
+
+    let leech = net.add_leecher(leech_node, &content, &[seed_node]);
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        leech_node,
+        leech,
+        TorrentState::Seeding
+    )));
+}
+
+#[test]
+fn commands_check_their_arguments() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 15);
+    let mut net = Net::new();
+    let node = net.add_node();
+    let torrent = net.add_leecher(node, &content, &[]);
+    let s = &mut net.nodes[node].session;
+    let now = net.now;
+    let unknown = TorrentId(77);
+    assert_eq!(
+        s.pause(now, unknown),
+        Err(SessionError::UnknownTorrent(unknown))
+    );
+    assert_eq!(
+        s.status(now, unknown).err(),
+        Some(SessionError::UnknownTorrent(unknown))
+    );
+    assert_eq!(
+        s.set_piece_priority(now, torrent, PieceIndex(4), 1),
+        Err(SessionError::OutOfRange)
+    );
+    assert_eq!(
+        s.add_torrent(now, content.params()).err(),
+        Some(SessionError::DuplicateTorrent)
+    );
+    let mut params = content.params();
+    params.resume_data = Some(bytes::Bytes::from_static(b"garbage"));
+    assert!(matches!(
+        Session::new(now, Net::config(9)).add_torrent(now, params),
+        Err(SessionError::InvalidResumeData(_))
+    ));
+    assert_eq!(s.torrents(), [torrent]);
+    s.set_piece_priority(now, torrent, PieceIndex(1), 0)
+        .unwrap();
+    s.set_sequential(now, torrent, true).unwrap();
+    let resume = ResumeData::from_bytes(&s.save_resume_data(torrent).unwrap()).unwrap();
+    assert_eq!(resume.piece_priorities, [4, 0, 4, 4]);
+    assert!(resume.sequential);
+    s.remove_torrent(now, torrent).unwrap();
+    assert!(s.torrents().is_empty());
+    assert_eq!(
+        s.remove_torrent(now, torrent),
+        Err(SessionError::UnknownTorrent(torrent))
+    );
+}
+
+#[test]
+fn connection_limits_and_ourselves() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 16);
+    let mut net = Net::new();
+    let mut config = Net::config(0);
+    config.max_connections_per_torrent = 2;
+    let node = net.add_node_with(config);
+    for i in 1..5 {
+        // Seeds that never unchoke: the connections stay.
+        let mut config = Net::config(i);
+        config.upload_slots = 0;
+        net.add_node_with(config);
+        net.add_seed(i, &content);
+    }
+    let torrent = net.add_leecher(node, &content, &[1, 2, 3, 4]);
+    net.run_for(Duration::from_secs(2));
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!(status.num_peers, 2);
+    // An incoming connection over the limit is refused.
+    net.with(3, |s, now| {
+        s.connect_peer(now, TorrentId(0), net_addr(net_ip(node)))
+            .unwrap()
+    });
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(
+        net.nodes[node]
+            .session
+            .status(net.now, torrent)
+            .unwrap()
+            .num_peers,
+        2
+    );
+    assert!(net.nodes[node].saw(|a| matches!(a, Alert::PeerDisconnected { reason, .. } if reason.contains("as many connections"))));
+
+    // Dialling our own address: the handshake shows it, and it is not dialled again.
+    let me = net.nodes[0].addr;
+    let mut net2 = Net::new();
+    let solo = net2.add_node();
+    assert_eq!(net2.nodes[solo].addr, me);
+    let t = net2.add_leecher(solo, &content, &[solo]);
+    net2.run_for(Duration::from_secs(2));
+    assert!(net2.nodes[solo].saw(
+        |a| matches!(a, Alert::PeerDisconnected { reason, .. } if reason.contains("ourselves"))
+    ));
+    let connects = |net: &mut Net| {
+        let mut count = 0;
+        net.with(solo, |s, now| {
+            s.connect_peer(now, t, me).unwrap();
+            while let Some(action) = s.poll_action() {
+                count += usize::from(matches!(action, Action::Connect { .. }));
+            }
+        });
+        count
+    };
+    assert_eq!(connects(&mut net2), 0);
+}
+
+#[test]
+fn incoming_connections_wait_for_the_info_hash_and_time_out() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("x", 64 * KIB)], 17);
+    let now = Instant::ZERO;
+    let mut session = Session::new(now, Net::config(0));
+    let mut params = content.params();
+    params.seed_mode = true;
+    let torrent = session.add_torrent(now, params).unwrap();
+    while session.poll_alert().is_some() {}
+    let peer: SocketAddr = "10.9.9.9:5000".parse().unwrap();
+
+    // A handshake for the truncated v2 hash, in two parts: nothing is taken until the
+    // info-hash is there.
+    let mut handshake = BytesMut::new();
+    Handshake {
+        reserved: ReservedBits::FAST,
+        info_hash: content.info.info_hashes().get_v2().unwrap().truncated(),
+        peer_id: crate::peer_id::PeerId([5; 20]),
+    }
+    .encode(&mut handshake);
+    let conn = session.handle_incoming(now, peer).unwrap();
+    let mut buf = BytesMut::from(&handshake[..40]);
+    session.handle_received(now, conn, &mut buf);
+    assert_eq!(buf.len(), 40, "kept until the info-hash is in");
+    assert!(session.poll_transmit().is_none());
+    buf.extend_from_slice(&handshake[40..]);
+    session.handle_received(now, conn, &mut buf);
+    assert!(buf.is_empty());
+    let reply = session.poll_transmit().unwrap();
+    assert_eq!(reply.conn, conn);
+    assert_eq!(
+        &reply.data[28..48],
+        &handshake[28..48],
+        "answered with the same identifier"
+    );
+    assert!(
+        matches!(session.poll_alert(), Some(Alert::PeerConnected { torrent: t, .. }) if t == torrent)
+    );
+    assert_eq!(session.status(now, torrent).unwrap().num_peers, 1);
+
+    // Unknown info-hash: closed.
+    let other = session.handle_incoming(now, peer).unwrap();
+    let mut bad = handshake.clone();
+    bad[30] ^= 1;
+    session.handle_received(now, other, &mut bad);
+    assert_eq!(session.poll_action(), Some(Action::Close { conn: other }));
+    assert!(matches!(
+        session.poll_alert(),
+        Some(Alert::PeerDisconnected { torrent: None, .. })
+    ));
+
+    // Silence: closed after the handshake timeout.
+    let silent = session.handle_incoming(now, peer).unwrap();
+    let deadline = session.poll_timeout().unwrap();
+    assert!(deadline <= now + Duration::from_secs(20));
+    session.handle_timeout(now + Duration::from_secs(20));
+    assert!(
+        std::iter::from_fn(|| session.poll_action()).any(|a| a == Action::Close { conn: silent })
+    );
+    // The timeout never reports a time at or before the last call.
+    assert!(session
+        .poll_timeout()
+        .is_none_or(|t| t > now + Duration::from_secs(20)));
+}
+
+/// The torrent of [`arbitrary_input_never_panics`], made once.
+fn fuzz_content() -> &'static Content {
+    static CONTENT: std::sync::OnceLock<Content> = std::sync::OnceLock::new();
+    CONTENT.get_or_init(|| Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("x", 40 * KIB)], 18))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn arbitrary_input_never_panics(
+        with_handshake in any::<bool>(),
+        seed in any::<bool>(),
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..12),
+        ticks in proptest::collection::vec(0u64..5000, 0..12),
+    ) {
+        let content = fuzz_content();
+        let mut now = Instant::ZERO;
+        let mut session = Session::new(now, Net::config(0));
+        let mut params = content.params();
+        params.seed_mode = seed;
+        params.skip_check = true;
+        let torrent = session.add_torrent(now, params).unwrap();
+        let conn = session.handle_incoming(now, "10.1.1.1:999".parse().unwrap()).unwrap();
+        let mut buf = BytesMut::new();
+        if with_handshake {
+            Handshake {
+                reserved: ReservedBits::FAST | ReservedBits::EXTENSION_PROTOCOL,
+                info_hash: content.info.info_hashes().best_v1_identifier(),
+                peer_id: crate::peer_id::PeerId([3; 20]),
+            }
+            .encode(&mut buf);
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            buf.extend_from_slice(chunk);
+            session.handle_received(now, conn, &mut buf);
+            now += Duration::from_millis(ticks.get(i).copied().unwrap_or(0));
+            session.handle_timeout(now);
+            session.handle_sent(now, conn, chunk.len());
+            while let Some(t) = session.poll_transmit() {
+                prop_assert_eq!(t.conn, conn);
+            }
+            while let Some(action) = session.poll_action() {
+                if let Action::Disk(job) = action {
+                    // Serve reads with zeros, so uploads run too.
+                    let result = match job.kind {
+                        DiskJobKind::Read { piece, offset, len } => DiskResult::Read {
+                            piece, offset, data: vec![0u8; len as usize].into(),
+                        },
+                        _ => DiskResult::Done,
+                    };
+                    session.handle_disk(now, DiskCompletion { id: job.id, torrent, result });
+                }
+            }
+            while session.poll_alert().is_some() {}
+        }
+        session.handle_closed(now, conn);
+        let _ = session.status(now, torrent).unwrap();
+    }
+}
+
+fn arb_request() -> impl Strategy<Value = BlockRequest> {
+    (0u32..4, 0u32..40000, 0u32..20000).prop_map(|(piece, offset, length)| BlockRequest {
+        piece: PieceIndex(piece),
+        offset,
+        length,
+    })
+}
+
+/// A request for a block of [`fuzz_content`]'s torrent that fits its piece.
+fn valid_request() -> impl Strategy<Value = BlockRequest> {
+    (0u32..3, 1u32..=16384).prop_map(|(piece, length)| BlockRequest {
+        piece: PieceIndex(piece),
+        offset: 0,
+        length: length.min(fuzz_content().info.piece_size(PieceIndex(piece))),
+    })
+}
+
+/// Messages a peer of [`fuzz_content`]'s torrent may send: mostly valid ones (so the
+/// session gets far: requests, uploads, blocks, hash checks), some out of range.
+fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        3 => Just(Message::KeepAlive),
+        3 => Just(Message::Choke),
+        10 => Just(Message::Unchoke),
+        10 => Just(Message::Interested),
+        3 => Just(Message::NotInterested),
+        6 => Just(Message::HaveAll),
+        2 => Just(Message::HaveNone),
+        6 => (0u32..3).prop_map(|p| Message::Have(PieceIndex(p))),
+        3 => (0u8..8).prop_map(|b| Message::Bitfield(vec![b << 5].into())),
+        10 => valid_request().prop_map(Message::Request),
+        4 => valid_request().prop_map(Message::Cancel),
+        3 => valid_request().prop_map(Message::Reject),
+        3 => (0u32..3).prop_map(|p| Message::AllowedFast(PieceIndex(p))),
+        2 => (0u32..3).prop_map(|p| Message::Suggest(PieceIndex(p))),
+        1 => any::<u16>().prop_map(Message::Port),
+        2 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(id, payload)| Message::Extended { id, payload: payload.into() }),
+        20 => (0u32..3, proptest::bool::weighted(0.8)).prop_map(|(p, good)| {
+            let mut data = fuzz_content().piece(PieceIndex(p)).to_vec();
+            if !good {
+                data[0] ^= 1;
+            }
+            Message::Piece(Block { piece: PieceIndex(p), offset: 0, data: data.into() })
+        }),
+        1 => (0u32..8).prop_map(|p| Message::Have(PieceIndex(p))),
+        1 => proptest::collection::vec(any::<u8>(), 0..3).prop_map(|b| Message::Bitfield(b.into())),
+        1 => arb_request().prop_map(Message::Request),
+        1 => arb_request().prop_map(Message::Cancel),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_messages_never_panic(
+        seed in any::<bool>(),
+        prelude in any::<bool>(),
+        messages in proptest::collection::vec((arb_message(), 0u64..3000), 0..40),
+    ) {
+        let content = fuzz_content();
+        let mut now = Instant::ZERO;
+        let mut session = Session::new(now, Net::config(0));
+        let mut store = super::testing::Store::default();
+        let mut params = content.params();
+        params.seed_mode = seed;
+        params.skip_check = true;
+        let torrent = session.add_torrent(now, params).unwrap();
+        if seed {
+            store.put(torrent, content, (0..content.info.num_pieces()).map(PieceIndex));
+        }
+        let peer: SocketAddr = "10.1.1.1:999".parse().unwrap();
+        let conn = session.handle_incoming(now, peer).unwrap();
+        let mut buf = BytesMut::new();
+        Handshake {
+            reserved: ReservedBits::FAST | ReservedBits::EXTENSION_PROTOCOL,
+            info_hash: content.info.info_hashes().best_v1_identifier(),
+            peer_id: crate::peer_id::PeerId([3; 20]),
+        }
+        .encode(&mut buf);
+        // Often open as a real peer would, so that requests go out and blocks are taken.
+        let opening = [Message::HaveAll, Message::Unchoke, Message::Interested];
+        let opening = opening.into_iter().filter(|_| prelude).map(|m| (m, 0));
+        for (message, wait) in opening.chain(messages) {
+            message.encode(&mut buf);
+            session.handle_received(now, conn, &mut buf);
+            now += Duration::from_millis(wait);
+            session.handle_timeout(now);
+            let mut sent = 0;
+            while let Some(t) = session.poll_transmit() {
+                prop_assert_eq!(t.conn, conn);
+                sent += t.data.len();
+            }
+            session.handle_sent(now, conn, sent);
+            while let Some(action) = session.poll_action() {
+                if let Action::Disk(job) = action {
+                    let completion = store.run(job);
+                    session.handle_disk(now, completion);
+                }
+            }
+            while let Some(alert) = session.poll_alert() {
+                if let Alert::PeerBanned { addr, .. } = alert {
+                    prop_assert_eq!(addr.ip(), peer.ip());
+                }
+            }
+        }
+        let status = session.status(now, torrent).unwrap();
+        prop_assert!(status.num_peers <= 1);
+        prop_assert!(status.num_have <= content.info.num_pieces());
+    }
+}

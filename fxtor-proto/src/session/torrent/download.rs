@@ -1,0 +1,476 @@
+//! Downloading: what peers have, whether we are interested in them, which blocks to ask
+//! them for, and what becomes of the blocks that arrive and the pieces they make up.
+
+use bytes::{Bytes, BytesMut};
+use core::net::{IpAddr, SocketAddr};
+use smallvec::SmallVec;
+
+use super::peer::{count_ones, for_each_piece, PeerHave};
+use super::{piece_check, release_if_untouched, wanted, Job, Metadata, Shared, Torrent};
+use crate::picker::{AllPieces, BlockRef, BlockStatus, PeerKey, PickOptions, WireBitfield};
+use crate::session::{Alert, DiskJobKind, TorrentState};
+use crate::time::Instant;
+use crate::wire::{Block, BlockRequest};
+use crate::{PieceIndex, BLOCK_SIZE};
+
+type Picked = SmallVec<[BlockRef; 16]>;
+
+impl Torrent {
+    // ----- availability and interest -----
+
+    pub(super) fn on_bitfield(&mut self, now: Instant, key: PeerKey, bits: &Bytes) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let count = count_ones(bits);
+        match &mut self.meta {
+            None => {
+                peer.have = PeerHave::Pieces {
+                    bits: BytesMut::from(&bits[..]),
+                    count,
+                };
+            }
+            Some(meta) => {
+                forget_availability(meta, &peer.have);
+                let n = meta.picker.num_pieces();
+                if n > 0 && count >= n {
+                    meta.picker.peer_has_all();
+                    peer.have = PeerHave::All;
+                } else {
+                    meta.picker.peer_bitfield(bits);
+                    let mut wanted_count = 0;
+                    for_each_piece(bits, n, |p| {
+                        wanted_count += u32::from(wanted(&meta.picker, p))
+                    });
+                    peer.wanted = wanted_count;
+                    peer.have = PeerHave::Pieces {
+                        bits: BytesMut::from(&bits[..]),
+                        count,
+                    };
+                }
+            }
+        }
+        self.after_availability(now, key);
+    }
+
+    pub(super) fn on_have_all(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some(meta) = &mut self.meta {
+            forget_availability(meta, &peer.have);
+            meta.picker.peer_has_all();
+        }
+        peer.have = PeerHave::All;
+        self.after_availability(now, key);
+    }
+
+    pub(super) fn on_have(&mut self, now: Instant, key: PeerKey, piece: PieceIndex) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let len = self.meta.as_ref().map(|m| m.geometry.bitfield_len());
+        if !peer.have.insert(piece, len) {
+            return;
+        }
+        if let Some(meta) = &mut self.meta {
+            meta.picker.inc_availability(piece);
+            peer.wanted += u32::from(wanted(&meta.picker, piece));
+        }
+        self.after_availability(now, key);
+    }
+
+    fn after_availability(&mut self, now: Instant, key: PeerKey) {
+        let both_seeds = self.state == TorrentState::Seeding
+            && self.peers.get(&key).is_some_and(|p| {
+                p.have
+                    .is_seed(self.meta.as_ref().map_or(0, |m| m.picker.num_pieces()))
+            });
+        if both_seeds {
+            self.close_peer(now, key, "both sides are seeds");
+            return;
+        }
+        self.update_interest(now, key);
+        if self.hungry.contains(&key) {
+            self.refill = true;
+        }
+    }
+
+    /// Tells the peer we are interested iff it has a piece we want, while we download.
+    pub(super) fn update_interest(&mut self, now: Instant, key: PeerKey) {
+        let downloading = self.is_downloading();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let interesting = downloading
+            && match (&self.meta, &peer.have) {
+                (Some(m), PeerHave::All) => m.picker.wanted_left() > 0,
+                (Some(_), PeerHave::Pieces { .. }) => peer.wanted > 0,
+                _ => false,
+            };
+        if peer.connection.am_interested() != interesting {
+            peer.connection.set_interested(now, interesting);
+            self.touch(key);
+        }
+    }
+
+    pub(super) fn update_all_interest(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(now, key);
+        }
+    }
+
+    /// Counts again, for every peer, the pieces it has that we want (after a change of
+    /// many priorities).
+    pub(super) fn recount_wanted(&mut self) {
+        let Some(meta) = &self.meta else {
+            return;
+        };
+        let n = meta.picker.num_pieces();
+        for peer in self.peers.values_mut() {
+            if let PeerHave::Pieces { bits, .. } = &peer.have {
+                let mut count = 0;
+                for_each_piece(bits, n, |p| count += u32::from(wanted(&meta.picker, p)));
+                peer.wanted = count;
+            }
+        }
+    }
+
+    // ----- requests -----
+
+    /// Fills up to `count` request slots of a peer with blocks from the picker. Once the
+    /// pieces held in memory reach [`max_piece_memory`](crate::session::SessionConfig::max_piece_memory),
+    /// no new piece is started: only blocks of pieces already started are requested (so
+    /// the budget is passed by less than one piece).
+    pub(super) fn request_blocks(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        count: usize,
+        allowed_fast_only: bool,
+        shared: &Shared,
+    ) {
+        if !self.is_downloading() {
+            return;
+        }
+        let budget = u64::try_from(shared.config.max_piece_memory).unwrap_or(u64::MAX);
+        let (Some(meta), Some(peer)) = (self.meta.as_mut(), self.peers.get_mut(&key)) else {
+            return;
+        };
+        if !peer.connection.am_interested() {
+            return;
+        }
+        let picked: Picked = {
+            let have = &peer.have;
+            let allowed = peer.connection.allowed_fast();
+            let has =
+                |p: PieceIndex| have.contains(p) && (!allowed_fast_only || allowed.contains(&p));
+            let options = PickOptions::default();
+            if meta.pieces.bytes() >= budget {
+                pick_started(meta, key, &has, count)
+            } else if allowed_fast_only {
+                meta.picker.pick(key, &has, count, options)
+            } else {
+                match have {
+                    PeerHave::Nothing => Picked::new(),
+                    PeerHave::All => meta.picker.pick(key, &AllPieces, count, options),
+                    PeerHave::Pieces { bits, .. } => {
+                        meta.picker.pick(key, &WireBitfield(bits), count, options)
+                    }
+                }
+            }
+        };
+        let mut sent = 0;
+        for &block in &picked {
+            let request = block_request(meta, block);
+            let starts_piece = !meta.pieces.contains(block.piece);
+            let result = if starts_piece && meta.pieces.bytes() >= budget {
+                Err(())
+            } else {
+                peer.connection.request(now, request).map_err(|_| ())
+            };
+            match result {
+                Ok(()) => {
+                    sent += 1;
+                    meta.pieces.start(
+                        block.piece,
+                        meta.picker.blocks_in_piece(block.piece),
+                        meta.picker.piece_len(block.piece),
+                    );
+                }
+                Err(_) => {
+                    meta.picker.abort_request(block, key);
+                    release_if_untouched(meta, block.piece);
+                }
+            }
+        }
+        if sent < count {
+            self.hungry.insert(key);
+        } else {
+            self.hungry.remove(&key);
+        }
+        self.touch(key);
+    }
+
+    /// Offers blocks to the peers that wanted more than they got, after blocks or memory
+    /// became free.
+    pub(super) fn refill_hungry(&mut self, now: Instant, shared: &Shared) {
+        if !self.is_downloading() {
+            self.hungry.clear();
+            return;
+        }
+        let hungry: Vec<PeerKey> = self.hungry.iter().copied().collect();
+        for key in hungry {
+            let Some(peer) = self.peers.get(&key) else {
+                self.hungry.remove(&key);
+                continue;
+            };
+            let slots = peer.connection.request_slots();
+            if slots == 0 {
+                // It asks again (WantBlocks) when it has room.
+                self.hungry.remove(&key);
+                continue;
+            }
+            let choked = peer.connection.peer_choking();
+            self.request_blocks(now, key, slots, choked, shared);
+        }
+    }
+
+    /// A request of ours will not be answered: its block is free for others.
+    pub(super) fn on_request_gone(&mut self, key: PeerKey, request: BlockRequest) {
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        if request.offset % BLOCK_SIZE != 0 {
+            return;
+        }
+        let block = BlockRef::new(request.piece, request.offset / BLOCK_SIZE);
+        if meta.picker.abort_request(block, key) {
+            release_if_untouched(meta, request.piece);
+            self.refill = true;
+        }
+    }
+
+    // ----- blocks and pieces -----
+
+    pub(super) fn on_block(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        block: Block,
+        shared: &mut Shared,
+    ) {
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let from = peer.addr.ip();
+        let len = block.data.len();
+        self.totals.downloaded += len as u64;
+        self.totals.moved(now);
+        if block.offset % BLOCK_SIZE != 0 {
+            return;
+        }
+        let r = BlockRef::new(block.piece, block.offset / BLOCK_SIZE);
+        if meta.picker.block_len(r) as usize != len {
+            return;
+        }
+        let received = meta.picker.mark_received(r, key);
+        if !received.new {
+            return;
+        }
+        let piece = block.piece;
+        meta.pieces.start(
+            piece,
+            meta.picker.blocks_in_piece(piece),
+            meta.picker.piece_len(piece),
+        );
+        meta.pieces.store(piece, r.block.get(), block.data, from);
+        let request = block_request(meta, r);
+        let mut cancelled: SmallVec<[PeerKey; 4]> = SmallVec::new();
+        for other in received.cancel {
+            if other == key {
+                continue;
+            }
+            if let Some(p) = self.peers.get_mut(&other) {
+                p.connection.cancel(now, request);
+                cancelled.push(other);
+            }
+        }
+        for other in cancelled {
+            self.touch(other);
+        }
+        if received.piece_complete {
+            self.write_piece(piece, shared);
+        }
+    }
+
+    /// Hands a complete piece to the disk, to be verified and written.
+    fn write_piece(&mut self, piece: PieceIndex, shared: &mut Shared) {
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        let check = piece_check(&meta.info, piece);
+        let (Some(blocks), Some(check)) = (meta.pieces.finish(piece), check) else {
+            // Not reachable: the picker and the buffer count the same blocks, and a torrent
+            // whose pieces cannot be checked stops when added. Download it again.
+            meta.pieces.written(piece);
+            meta.picker.piece_failed(piece);
+            self.refill = true;
+            return;
+        };
+        let id = shared.disk_job(
+            self.id,
+            DiskJobKind::WritePiece {
+                piece,
+                blocks,
+                check,
+            },
+        );
+        self.jobs.insert(id, Job::Write(piece));
+    }
+
+    /// A piece's write finished: it passed its check and is ours, or it failed.
+    pub(super) fn on_written(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        passed: bool,
+        shared: &mut Shared,
+    ) {
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        let senders = meta.pieces.written(piece);
+        self.refill = true;
+        if !passed {
+            shared.alert(Alert::HashFailed {
+                torrent: self.id,
+                piece,
+            });
+            meta.picker.piece_failed(piece);
+            self.on_hash_failed(now, &senders, shared);
+            return;
+        }
+        if meta.picker.have(piece) {
+            return;
+        }
+        let was_wanted = wanted(&meta.picker, piece);
+        meta.picker.piece_passed(piece);
+        for ip in senders {
+            self.trust.passed(ip);
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in &keys {
+            if let Some(peer) = self.peers.get_mut(key) {
+                peer.connection.send_have(now, piece);
+                if was_wanted
+                    && matches!(&peer.have, PeerHave::Pieces { .. })
+                    && peer.have.contains(piece)
+                {
+                    peer.wanted = peer.wanted.saturating_sub(1);
+                }
+            }
+            self.touch(*key);
+        }
+        shared.alert(Alert::PieceFinished {
+            torrent: self.id,
+            piece,
+        });
+        // Leaving Downloading for Finished or Seeding posts TorrentFinished.
+        self.update_all_interest(now);
+        self.update_state(now, shared);
+    }
+
+    /// Blames the senders of a piece that failed its check: a peer that sent all of it is
+    /// banned at once; peers that shared in it lose trust, and are banned when it runs out.
+    fn on_hash_failed(&mut self, now: Instant, senders: &[IpAddr], shared: &mut Shared) {
+        if let [only] = senders {
+            self.ban(now, *only, shared);
+            return;
+        }
+        for &ip in senders {
+            if self.trust.failed(ip) {
+                self.ban(now, ip, shared);
+            }
+        }
+    }
+
+    /// Bans an address from the torrent: its connections close and it is not connected to
+    /// or accepted again.
+    fn ban(&mut self, now: Instant, ip: IpAddr, shared: &mut Shared) {
+        if !self.banned.insert(ip) {
+            return;
+        }
+        self.trust.forget(ip);
+        self.known_peers.retain(|a| a.ip() != ip);
+        let victims: Vec<(crate::picker::PeerKey, SocketAddr)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.addr.ip() == ip)
+            .map(|(k, p)| (*k, p.addr))
+            .collect();
+        let addr = victims
+            .first()
+            .map_or(SocketAddr::new(ip, 0), |(_, addr)| *addr);
+        shared.alert(Alert::PeerBanned {
+            torrent: self.id,
+            addr,
+        });
+        for (key, _) in victims {
+            self.close_peer(now, key, "banned: sent data that failed a hash check");
+        }
+    }
+}
+
+/// The request message for a block.
+fn block_request(meta: &Metadata, block: BlockRef) -> BlockRequest {
+    BlockRequest {
+        piece: block.piece,
+        // Inside a piece, whose length is a u32.
+        offset: block.offset_in_piece() as u32,
+        length: meta.picker.block_len(block),
+    }
+}
+
+/// Takes the availability a peer had out of the picker (before it says something new).
+fn forget_availability(meta: &mut Metadata, have: &PeerHave) {
+    match have {
+        PeerHave::Nothing => {}
+        PeerHave::All => meta.picker.peer_lost_all(),
+        PeerHave::Pieces { bits, .. } => meta.picker.peer_lost_bitfield(bits),
+    }
+}
+
+/// Up to `count` open blocks of the pieces already being assembled that the peer has: the
+/// pick while the memory budget is spent.
+fn pick_started(
+    meta: &mut Metadata,
+    key: PeerKey,
+    has: &dyn Fn(PieceIndex) -> bool,
+    count: usize,
+) -> Picked {
+    let mut picked = Picked::new();
+    let pieces: Vec<PieceIndex> = meta
+        .pieces
+        .building()
+        .filter(|&p| has(p) && meta.picker.piece_priority(p).is_wanted())
+        .collect();
+    for piece in pieces {
+        for b in 0..meta.picker.blocks_in_piece(piece) {
+            if picked.len() >= count {
+                return picked;
+            }
+            let block = BlockRef::new(piece, b);
+            if meta.picker.block_status(block) == Some(BlockStatus::Open)
+                && meta.picker.mark_requested(block, key)
+            {
+                picked.push(block);
+            }
+        }
+    }
+    picked
+}

@@ -1,0 +1,1325 @@
+//! One torrent of a session: its metadata and piece picker, its peers, the pieces held in
+//! memory, its disk jobs, its state and its numbers.
+//!
+//! The session routes every input for the torrent's connections and disk jobs here. A
+//! torrent reacts by giving its [`PeerConnection`]s commands and queueing outputs in the
+//! session's [`Shared`] queues. Peers whose connection may have something to say are put
+//! on a list ([`Torrent::touch`]) and drained at the end of each input
+//! ([`Torrent::flush`]): their events are acted on, then their bytes queued, in order.
+//!
+//! - [`peer`]: what the torrent keeps per peer.
+//! - [`download`]: availability, interest, requests, received blocks, hash checks, bans.
+//! - [`upload`]: serving requests from disk, and choking.
+//! - [`unchoke`]: the rule that picks the peers to unchoke.
+//! - [`assembly`]: the pieces held in memory.
+//! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
+//! - [`checking`]: hashing the files on disk.
+//!
+//! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
+//! arrives: its connections run without a geometry, their availability is recorded as
+//! plain bits, and nothing is requested or served. Supplying the metadata later builds the
+//! [`Metadata`], gives every connection its geometry and replays the recorded
+//! availability into the new picker.
+
+mod assembly;
+mod checking;
+mod download;
+mod peer;
+mod trust;
+mod unchoke;
+mod upload;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+
+use super::shared::{Route, Shared};
+use super::{
+    Action, AddTorrentParams, Alert, ConnectionId, DiskCompletion, DiskJobId, DiskJobKind,
+    DiskResult, SessionError, TorrentId, TorrentSource, TorrentState, TorrentStatus, Transmit,
+};
+use crate::magnet::PeerAddress;
+use crate::metainfo::{FileStorage, TorrentInfo};
+use crate::peer::{
+    Availability, CloseReason, PeerConnection, PeerEvent, PeerParams, TorrentGeometry,
+};
+use crate::picker::{piece_priorities_from_files, PeerKey, PiecePicker, Priority};
+use crate::resume::ResumeData;
+use crate::time::Instant;
+use crate::verify::PieceCheck;
+use crate::wire::BlockRequest;
+use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
+
+use assembly::Assembly;
+use checking::Checking;
+use peer::{Peer, PeerHave};
+use trust::Trust;
+use unchoke::Unchoker;
+
+/// The client name we announce in the extension handshake.
+const CLIENT: &str = concat!("fxtor ", env!("CARGO_PKG_VERSION"));
+
+/// How often [`Alert::Stats`] is posted while data moves.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most peer addresses a torrent remembers to (re)connect to.
+const MAX_KNOWN_PEERS: usize = 1000;
+
+/// A disk job in flight, by what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Write(PieceIndex),
+    Read { key: PeerKey, request: BlockRequest },
+    Check(PieceIndex),
+    CreateFiles,
+}
+
+/// What a torrent knows once it has its info dictionary.
+#[derive(Debug)]
+struct Metadata {
+    info: Arc<TorrentInfo>,
+    geometry: TorrentGeometry,
+    picker: PiecePicker,
+    pieces: Assembly,
+    /// Set while the files are being checked.
+    checking: Option<Checking>,
+}
+
+impl Metadata {
+    fn new(info: Arc<TorrentInfo>, rng_seed: u64) -> Result<Self, String> {
+        let geometry = TorrentGeometry::new(info.piece_length(), info.total_size())
+            .map_err(|e| e.to_string())?;
+        let picker = PiecePicker::new(info.total_size(), info.piece_length(), rng_seed)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            info,
+            geometry,
+            picker,
+            pieces: Assembly::default(),
+            checking: None,
+        })
+    }
+}
+
+/// Payload byte counts and the once-a-second report.
+#[derive(Debug, Default)]
+struct Totals {
+    downloaded: u64,
+    uploaded: u64,
+    reported_downloaded: u64,
+    reported_uploaded: u64,
+    next_report: Option<Instant>,
+}
+
+impl Totals {
+    /// Data moved: make sure the report is scheduled.
+    fn moved(&mut self, now: Instant) {
+        if self.next_report.is_none() {
+            self.next_report = Some(now + STATS_INTERVAL);
+        }
+    }
+}
+
+/// One torrent; see the [module documentation](self).
+#[derive(Debug)]
+pub(super) struct Torrent {
+    id: TorrentId,
+    info_hashes: InfoHashes,
+    display_name: Option<String>,
+    from_magnet: bool,
+    state: TorrentState,
+    error: Option<String>,
+    meta: Option<Metadata>,
+    upload_only: bool,
+    /// The user's file priorities, one per non-pad file; empty if never set.
+    file_priorities: Vec<u8>,
+    /// Piece priorities were set piece by piece (saved in resume data).
+    custom_piece_priorities: bool,
+    empty_files_created: bool,
+
+    peers: BTreeMap<PeerKey, Peer>,
+    by_conn: BTreeMap<ConnectionId, PeerKey>,
+    /// Outgoing connections not established yet.
+    connecting: BTreeMap<ConnectionId, SocketAddr>,
+    /// The addresses of `peers` and `connecting`.
+    addrs: BTreeSet<SocketAddr>,
+    /// Where to connect when the torrent starts or resumes.
+    known_peers: BTreeSet<SocketAddr>,
+    banned: BTreeSet<IpAddr>,
+    trust: Trust,
+    next_key: u32,
+    /// Peers to drain at the next flush.
+    dirty: Vec<PeerKey>,
+    /// Peers that asked for more blocks than they got.
+    hungry: BTreeSet<PeerKey>,
+    /// Blocks became available again: offer them to hungry peers.
+    refill: bool,
+
+    jobs: BTreeMap<DiskJobId, Job>,
+    unchoker: Unchoker,
+    totals: Totals,
+}
+
+impl Torrent {
+    /// A torrent from `params`, in its first state (no alert is posted for it).
+    pub fn new(
+        now: Instant,
+        id: TorrentId,
+        params: AddTorrentParams,
+        shared: &mut Shared,
+    ) -> Result<Self, SessionError> {
+        let AddTorrentParams {
+            source,
+            peers,
+            paused,
+            resume_data,
+            skip_check,
+            seed_mode,
+            file_priorities,
+            sequential,
+            upload_only,
+        } = params;
+        let resume = resume_data
+            .map(|bytes| ResumeData::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| SessionError::InvalidResumeData(e.to_string()))?;
+
+        let (mut info_hashes, mut info, display_name, from_magnet, mut known) = match source {
+            TorrentSource::Info(info) => (info.info_hashes(), Some(info), None, false, Vec::new()),
+            TorrentSource::Magnet(link) => {
+                let known: Vec<SocketAddr> = link
+                    .peers()
+                    .iter()
+                    .filter_map(|p| match p {
+                        PeerAddress::Ip(addr) => Some(*addr),
+                        PeerAddress::Host { .. } => None,
+                    })
+                    .collect();
+                let name = link.display_name().map(str::to_owned);
+                (link.info_hashes(), None, name, true, known)
+            }
+        };
+        if let Some(resume) = &resume {
+            let invalid =
+                |e: crate::resume::ResumeError| SessionError::InvalidResumeData(e.to_string());
+            resume
+                .check_torrent(info_hashes, info.as_deref())
+                .map_err(invalid)?;
+            if let (None, Some(bytes)) = (&info, &resume.info) {
+                // `ResumeData::from_bytes` checked that it hashes to the resume data's
+                // info-hashes, which match the torrent's.
+                let parsed = TorrentInfo::from_info_bytes(bytes).map_err(|e| {
+                    SessionError::InvalidResumeData(format!("its info dictionary: {e}"))
+                })?;
+                resume
+                    .check_torrent(parsed.info_hashes(), Some(&parsed))
+                    .map_err(invalid)?;
+                info_hashes = parsed.info_hashes();
+                info = Some(Arc::new(parsed));
+            }
+        }
+        known.extend(peers);
+
+        let mut error = None;
+        let meta = match info {
+            None => None,
+            Some(info) => match Metadata::new(info, shared.rng.next_u64()) {
+                Ok(meta) => Some(meta),
+                Err(e) => {
+                    error = Some(e);
+                    None
+                }
+            },
+        };
+
+        let mut torrent = Self {
+            id,
+            info_hashes,
+            display_name,
+            from_magnet,
+            state: TorrentState::Paused,
+            error,
+            meta,
+            upload_only,
+            file_priorities: Vec::new(),
+            custom_piece_priorities: false,
+            empty_files_created: false,
+            peers: BTreeMap::new(),
+            by_conn: BTreeMap::new(),
+            connecting: BTreeMap::new(),
+            addrs: BTreeSet::new(),
+            known_peers: BTreeSet::new(),
+            banned: BTreeSet::new(),
+            trust: Trust::default(),
+            next_key: 0,
+            dirty: Vec::new(),
+            hungry: BTreeSet::new(),
+            refill: false,
+            jobs: BTreeMap::new(),
+            unchoker: Unchoker::new(now, shared.config.upload_slots),
+            totals: Totals::default(),
+        };
+        for addr in known {
+            torrent.remember(addr);
+        }
+
+        let file_priorities = match (&resume, file_priorities.is_empty()) {
+            (Some(resume), true) => resume.file_priorities.clone(),
+            _ => file_priorities,
+        };
+        if !file_priorities.is_empty() && torrent.meta.is_some() {
+            torrent.apply_file_priorities(&file_priorities);
+        }
+        if let Some(meta) = &mut torrent.meta {
+            if let Some(resume) = &resume {
+                if !resume.piece_priorities.is_empty() {
+                    let prios: Vec<Priority> = resume
+                        .piece_priorities
+                        .iter()
+                        .map(|&p| Priority::saturating(p))
+                        .collect();
+                    meta.picker.set_piece_priorities(&prios);
+                    torrent.custom_piece_priorities = true;
+                }
+            }
+            meta.picker
+                .set_sequential(sequential || resume.as_ref().is_some_and(|r| r.sequential));
+            if seed_mode {
+                for p in 0..meta.picker.num_pieces() {
+                    meta.picker.we_have(PieceIndex(p));
+                }
+            } else if let Some(resume) = &resume {
+                meta.picker.we_have_bitfield(&resume.pieces);
+            } else if !skip_check {
+                meta.checking = Some(Checking::default());
+            }
+            let all_checkable = (0..meta.picker.num_pieces())
+                .all(|p| piece_check(&meta.info, PieceIndex(p)).is_some());
+            if !seed_mode && !all_checkable {
+                torrent.error = Some(
+                    "the torrent lacks v2 piece layers, and fetching them from peers is not \
+                     supported yet"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(resume) = &resume {
+            torrent.totals.downloaded = resume.total_downloaded;
+            torrent.totals.uploaded = resume.total_uploaded;
+            torrent.totals.reported_downloaded = resume.total_downloaded;
+            torrent.totals.reported_uploaded = resume.total_uploaded;
+        }
+        torrent.state = if paused {
+            TorrentState::Paused
+        } else {
+            torrent.natural_state()
+        };
+        Ok(torrent)
+    }
+
+    // ----- identity and state -----
+
+    pub fn info_hashes(&self) -> InfoHashes {
+        self.info_hashes
+    }
+
+    /// Starts the torrent's work after it was added: checking, or connecting to its peers.
+    pub fn start(&mut self, now: Instant, shared: &mut Shared) {
+        if let Some(error) = self.error.clone() {
+            shared.alert(Alert::TorrentError {
+                torrent: self.id,
+                error,
+            });
+        }
+        self.activate(now, shared);
+    }
+
+    /// The state the torrent is in when it is neither paused nor stopped by the user.
+    fn natural_state(&self) -> TorrentState {
+        if self.error.is_some() {
+            return TorrentState::Error;
+        }
+        match &self.meta {
+            None => TorrentState::DownloadingMetadata,
+            Some(m) if m.checking.is_some() => TorrentState::CheckingFiles,
+            Some(m) if m.picker.is_seed() => TorrentState::Seeding,
+            Some(m) if m.picker.is_finished() => TorrentState::Finished,
+            Some(_) => TorrentState::Downloading,
+        }
+    }
+
+    /// Moves to the natural state, unless paused or stopped on an error.
+    fn update_state(&mut self, now: Instant, shared: &mut Shared) {
+        if matches!(self.state, TorrentState::Paused | TorrentState::Error) {
+            return;
+        }
+        let next = self.natural_state();
+        self.set_state(now, next, shared);
+    }
+
+    fn set_state(&mut self, now: Instant, to: TorrentState, shared: &mut Shared) {
+        if self.state == to {
+            return;
+        }
+        let from = std::mem::replace(&mut self.state, to);
+        shared.alert(Alert::StateChanged {
+            torrent: self.id,
+            from,
+            to,
+        });
+        if from == TorrentState::Downloading
+            && matches!(to, TorrentState::Finished | TorrentState::Seeding)
+        {
+            shared.alert(Alert::TorrentFinished { torrent: self.id });
+        }
+        self.create_empty_files(shared);
+        self.update_all_interest(now);
+        if to == TorrentState::Seeding {
+            self.close_seeds(now);
+        }
+    }
+
+    /// Does the work of the current state: checks files, or connects to known peers.
+    fn activate(&mut self, now: Instant, shared: &mut Shared) {
+        match self.state {
+            TorrentState::Paused | TorrentState::Error => {}
+            TorrentState::CheckingFiles => self.issue_checks(now, shared),
+            _ => {
+                self.create_empty_files(shared);
+                self.connect_known(shared);
+            }
+        }
+        self.flush(now, shared);
+    }
+
+    /// Whether peers may be connected: not paused, checking or stopped.
+    fn is_active(&self) -> bool {
+        matches!(
+            self.state,
+            TorrentState::DownloadingMetadata
+                | TorrentState::Downloading
+                | TorrentState::Finished
+                | TorrentState::Seeding
+        )
+    }
+
+    /// Whether blocks are requested now.
+    fn is_downloading(&self) -> bool {
+        self.state == TorrentState::Downloading && !self.upload_only && self.meta.is_some()
+    }
+
+    /// Emits [`DiskJobKind::CreateEmptyFiles`] the first time the torrent downloads, if it
+    /// has empty files.
+    fn create_empty_files(&mut self, shared: &mut Shared) {
+        if self.state != TorrentState::Downloading || self.empty_files_created {
+            return;
+        }
+        let Some(meta) = &self.meta else {
+            return;
+        };
+        self.empty_files_created = true;
+        let has_empty = meta
+            .info
+            .files()
+            .files()
+            .iter()
+            .any(|f| f.size() == 0 && !f.is_pad());
+        if has_empty {
+            let id = shared.disk_job(self.id, DiskJobKind::CreateEmptyFiles);
+            self.jobs.insert(id, Job::CreateFiles);
+        }
+    }
+
+    /// Stops the torrent on an error: [`TorrentState::Error`], its peers disconnected.
+    fn fail(&mut self, now: Instant, error: String, shared: &mut Shared) {
+        if self.error.is_some() {
+            return;
+        }
+        self.error = Some(error.clone());
+        shared.alert(Alert::TorrentError {
+            torrent: self.id,
+            error,
+        });
+        if self.state != TorrentState::Paused {
+            self.set_state(now, TorrentState::Error, shared);
+        }
+        self.disconnect_all(now, "the torrent stopped on an error", shared);
+    }
+
+    // ----- commands -----
+
+    pub fn pause(&mut self, now: Instant, shared: &mut Shared) {
+        if self.state == TorrentState::Paused {
+            return;
+        }
+        self.set_state(now, TorrentState::Paused, shared);
+        self.disconnect_all(now, "paused", shared);
+    }
+
+    pub fn resume(&mut self, now: Instant, shared: &mut Shared) {
+        if self.state != TorrentState::Paused {
+            return;
+        }
+        let next = self.natural_state();
+        self.set_state(now, next, shared);
+        self.activate(now, shared);
+    }
+
+    /// Closes every connection before the torrent is dropped.
+    pub fn remove(&mut self, now: Instant, shared: &mut Shared) {
+        self.disconnect_all(now, "the torrent was removed", shared);
+        self.jobs.clear();
+    }
+
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr, shared: &mut Shared) {
+        self.remember(addr);
+        if self.is_active() {
+            self.try_connect(addr, shared);
+        }
+        self.flush(now, shared);
+    }
+
+    pub fn set_piece_deadline(
+        &mut self,
+        piece: PieceIndex,
+        deadline: Instant,
+    ) -> Result<(), SessionError> {
+        let meta = self.meta.as_mut().ok_or(SessionError::NoMetadata)?;
+        if piece.0 >= meta.picker.num_pieces() {
+            return Err(SessionError::OutOfRange);
+        }
+        let millis = u64::try_from(deadline.since_epoch().as_millis()).unwrap_or(u64::MAX);
+        meta.picker.set_piece_deadline(piece, millis);
+        Ok(())
+    }
+
+    pub fn reset_piece_deadline(&mut self, piece: PieceIndex) -> Result<(), SessionError> {
+        let meta = self.meta.as_mut().ok_or(SessionError::NoMetadata)?;
+        if piece.0 >= meta.picker.num_pieces() {
+            return Err(SessionError::OutOfRange);
+        }
+        meta.picker.reset_piece_deadline(piece);
+        Ok(())
+    }
+
+    pub fn set_piece_priority(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        priority: u8,
+        shared: &mut Shared,
+    ) -> Result<(), SessionError> {
+        let meta = self.meta.as_mut().ok_or(SessionError::NoMetadata)?;
+        if piece.0 >= meta.picker.num_pieces() {
+            return Err(SessionError::OutOfRange);
+        }
+        let was_wanted = wanted(&meta.picker, piece);
+        meta.picker
+            .set_piece_priority(piece, Priority::saturating(priority));
+        self.custom_piece_priorities = true;
+        let now_wanted = wanted(&meta.picker, piece);
+        if was_wanted != now_wanted {
+            for peer in self.peers.values_mut() {
+                if let PeerHave::Pieces { bits, .. } = &peer.have {
+                    if peer::bit(bits, piece) {
+                        peer.wanted = if now_wanted {
+                            peer.wanted + 1
+                        } else {
+                            peer.wanted.saturating_sub(1)
+                        };
+                    }
+                }
+            }
+        }
+        self.after_priority_change(now, shared);
+        Ok(())
+    }
+
+    pub fn prioritize_files(
+        &mut self,
+        now: Instant,
+        priorities: &[u8],
+        shared: &mut Shared,
+    ) -> Result<(), SessionError> {
+        if self.meta.is_none() {
+            return Err(SessionError::NoMetadata);
+        }
+        self.apply_file_priorities(priorities);
+        self.custom_piece_priorities = false;
+        self.recount_wanted();
+        self.after_priority_change(now, shared);
+        Ok(())
+    }
+
+    /// Sets the picker's priorities from file priorities given for every file or for the
+    /// non-pad files, and remembers them per non-pad file.
+    fn apply_file_priorities(&mut self, priorities: &[u8]) {
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        let (per_file, pieces) = file_priorities(meta.info.files(), priorities);
+        meta.picker.set_piece_priorities(&pieces);
+        self.file_priorities = per_file;
+    }
+
+    fn after_priority_change(&mut self, now: Instant, shared: &mut Shared) {
+        self.update_state(now, shared);
+        self.update_all_interest(now);
+        self.refill = true;
+        self.flush(now, shared);
+    }
+
+    pub fn set_sequential(&mut self, sequential: bool) -> Result<(), SessionError> {
+        let meta = self.meta.as_mut().ok_or(SessionError::NoMetadata)?;
+        meta.picker.set_sequential(sequential);
+        Ok(())
+    }
+
+    pub fn force_recheck(&mut self, now: Instant, shared: &mut Shared) -> Result<(), SessionError> {
+        if self.meta.is_none() {
+            return Err(SessionError::NoMetadata);
+        }
+        self.disconnect_all(now, "rechecking the files", shared);
+        let Some(meta) = &mut self.meta else {
+            return Err(SessionError::NoMetadata);
+        };
+        let num_pieces = meta.picker.num_pieces();
+        let priorities: Vec<Priority> = (0..num_pieces)
+            .map(|p| meta.picker.piece_priority(PieceIndex(p)))
+            .collect();
+        let sequential = meta.picker.is_sequential();
+        let mut picker = PiecePicker::new(
+            meta.info.total_size(),
+            meta.info.piece_length(),
+            shared.rng.next_u64(),
+        )
+        // The same arguments made the picker being replaced, so this cannot fail.
+        .map_err(|_| SessionError::NoMetadata)?;
+        picker.set_piece_priorities(&priorities);
+        picker.set_sequential(sequential);
+        meta.picker = picker;
+        meta.pieces.clear_building();
+        meta.checking = Some(Checking::default());
+        // Checks still in flight belong to the check being replaced.
+        self.jobs.retain(|_, job| !matches!(job, Job::Check(_)));
+        self.hungry.clear();
+        self.error = None;
+        if self.state == TorrentState::Paused {
+            // The check runs when the torrent resumes.
+            return Ok(());
+        }
+        self.set_state(now, TorrentState::CheckingFiles, shared);
+        self.activate(now, shared);
+        Ok(())
+    }
+
+    pub fn status(&self, _now: Instant) -> TorrentStatus {
+        let (num_pieces, num_have, total_wanted, total_wanted_done) = match &self.meta {
+            None => (0, 0, 0, 0),
+            Some(m) => {
+                let mut wanted_bytes = 0u64;
+                let mut done = 0u64;
+                for p in 0..m.picker.num_pieces() {
+                    let piece = PieceIndex(p);
+                    if m.picker.piece_priority(piece).is_wanted() {
+                        let size = u64::from(m.picker.piece_len(piece));
+                        wanted_bytes += size;
+                        if m.picker.have(piece) {
+                            done += size;
+                        }
+                    }
+                }
+                (
+                    m.picker.num_pieces(),
+                    m.picker.num_have(),
+                    wanted_bytes,
+                    done,
+                )
+            }
+        };
+        let progress = match (total_wanted, &self.meta) {
+            (0, Some(_)) => 1.0,
+            (0, None) => 0.0,
+            (w, _) => total_wanted_done as f64 / w as f64,
+        };
+        let established = self.peers.values().filter(|p| p.established);
+        let (mut num_peers, mut num_seeds, mut down, mut up) = (0u32, 0u32, 0u64, 0u64);
+        for peer in established {
+            num_peers += 1;
+            num_seeds += u32::from(peer.have.is_seed(num_pieces));
+            let stats = peer.connection.stats();
+            down += stats.download_rate;
+            up += stats.upload_rate;
+        }
+        TorrentStatus {
+            info_hashes: self.info_hashes,
+            name: self
+                .meta
+                .as_ref()
+                .map(|m| m.info.name().to_owned())
+                .or_else(|| self.display_name.clone()),
+            state: self.state,
+            progress,
+            num_have,
+            num_pieces,
+            total_wanted,
+            total_wanted_done,
+            total_downloaded: self.totals.downloaded,
+            total_uploaded: self.totals.uploaded,
+            download_rate: down,
+            upload_rate: up,
+            num_peers,
+            num_seeds,
+            error: self.error.clone(),
+        }
+    }
+
+    pub fn resume_data(&self) -> ResumeData {
+        let mut data = ResumeData::new(self.info_hashes);
+        data.file_priorities = self.file_priorities.clone();
+        data.total_downloaded = self.totals.downloaded;
+        data.total_uploaded = self.totals.uploaded;
+        if let Some(meta) = &self.meta {
+            // While checking, what is known to be there is not final: save nothing, so the
+            // next start checks again.
+            if meta.checking.is_none() {
+                data.pieces = meta.picker.have_bitfield().into();
+            }
+            if self.custom_piece_priorities {
+                data.piece_priorities = (0..meta.picker.num_pieces())
+                    .map(|p| meta.picker.piece_priority(PieceIndex(p)).get())
+                    .collect();
+            }
+            data.sequential = meta.picker.is_sequential();
+            if self.from_magnet {
+                data.info = Some(meta.info.info_bytes().clone());
+            }
+        }
+        data
+    }
+
+    // ----- connections -----
+
+    fn remember(&mut self, addr: SocketAddr) {
+        if self.known_peers.len() < MAX_KNOWN_PEERS {
+            self.known_peers.insert(addr);
+        }
+    }
+
+    fn connect_known(&mut self, shared: &mut Shared) {
+        let known: Vec<SocketAddr> = self.known_peers.iter().copied().collect();
+        for addr in known {
+            self.try_connect(addr, shared);
+        }
+    }
+
+    fn has_room(&self, shared: &Shared) -> bool {
+        shared.has_room() && self.addrs.len() < shared.config.max_connections_per_torrent
+    }
+
+    /// Whether `addr` is (as far as we can tell) this session's own listening address.
+    fn is_self(addr: SocketAddr, shared: &Shared) -> bool {
+        shared.self_addrs.contains(&addr)
+            || (addr.port() == shared.config.listen_port
+                && (addr.ip().is_loopback() || addr.ip().is_unspecified()))
+    }
+
+    /// Opens a connection to `addr` unless it is banned, already connected, ourselves, or
+    /// over a limit.
+    fn try_connect(&mut self, addr: SocketAddr, shared: &mut Shared) {
+        if addr.port() == 0
+            || self.banned.contains(&addr.ip())
+            || self.addrs.contains(&addr)
+            || Self::is_self(addr, shared)
+            || !self.has_room(shared)
+        {
+            return;
+        }
+        let conn = shared.connection_id();
+        shared.routes.insert(conn, Route::Torrent(self.id));
+        self.connecting.insert(conn, addr);
+        self.addrs.insert(addr);
+        shared.actions.push_back(Action::Connect { conn, addr });
+    }
+
+    /// Takes an incoming connection whose handshake names this torrent, or says why not.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        addr: SocketAddr,
+        shared: &mut Shared,
+    ) -> Result<(), &'static str> {
+        if !self.is_active() {
+            return Err("the torrent is not accepting peers now");
+        }
+        if self.banned.contains(&addr.ip()) {
+            return Err("the peer is banned");
+        }
+        if self.addrs.contains(&addr) {
+            return Err("already connected to this address");
+        }
+        if self.addrs.len() >= shared.config.max_connections_per_torrent {
+            return Err("the torrent has as many connections as allowed");
+        }
+        let connection = PeerConnection::incoming(now, self.peer_params(shared));
+        self.add_peer(conn, addr, connection);
+        shared.routes.insert(conn, Route::Torrent(self.id));
+        Ok(())
+    }
+
+    fn add_peer(
+        &mut self,
+        conn: ConnectionId,
+        addr: SocketAddr,
+        connection: PeerConnection,
+    ) -> PeerKey {
+        self.next_key = self.next_key.wrapping_add(1);
+        let key = PeerKey(self.next_key);
+        self.peers.insert(key, Peer::new(conn, addr, connection));
+        self.by_conn.insert(conn, key);
+        self.addrs.insert(addr);
+        self.touch(key);
+        key
+    }
+
+    fn peer_params(&self, shared: &Shared) -> PeerParams {
+        let mut params = PeerParams::new(self.info_hashes, shared.config.peer_id);
+        if let Some(meta) = &self.meta {
+            params.geometry = Some(meta.geometry.clone());
+            params.availability = if meta.checking.is_some() || meta.picker.num_have() == 0 {
+                Availability::None
+            } else if meta.picker.is_seed() {
+                Availability::All
+            } else {
+                Availability::Bitfield(meta.picker.have_bitfield().into())
+            };
+        }
+        params.extended_handshake.client = Some(CLIENT.to_owned());
+        if shared.config.listen_port != 0 {
+            params.extended_handshake.listen_port = Some(shared.config.listen_port);
+        }
+        params
+    }
+
+    /// The identifier to send in our handshakes: the v1 info-hash, or a v2 torrent's
+    /// truncated v2 one.
+    fn wire_info_hash(&self) -> InfoHashV1 {
+        self.info_hashes.best_v1_identifier()
+    }
+
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnectionId, shared: &mut Shared) {
+        let Some(addr) = self.connecting.remove(&conn) else {
+            return;
+        };
+        let connection =
+            PeerConnection::outgoing(now, self.wire_info_hash(), self.peer_params(shared));
+        // `add_peer` inserts the address again.
+        self.addrs.remove(&addr);
+        self.add_peer(conn, addr, connection);
+        self.flush(now, shared);
+    }
+
+    pub fn handle_connect_failed(&mut self, conn: ConnectionId, shared: &mut Shared) {
+        let Some(addr) = self.connecting.remove(&conn) else {
+            return;
+        };
+        self.addrs.remove(&addr);
+        shared.routes.remove(&conn);
+        shared.alert(Alert::PeerDisconnected {
+            torrent: Some(self.id),
+            conn,
+            addr,
+            reason: "the connection could not be established".to_owned(),
+        });
+    }
+
+    pub fn handle_received(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        buf: &mut BytesMut,
+        shared: &mut Shared,
+    ) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.connection.handle_received(now, buf);
+        }
+        self.touch(key);
+        self.flush(now, shared);
+    }
+
+    pub fn handle_sent(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        bytes: usize,
+        shared: &mut Shared,
+    ) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.unsent = peer.unsent.saturating_sub(bytes);
+        }
+        self.pump_uploads(key, shared);
+        self.flush(now, shared);
+    }
+
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId, shared: &mut Shared) {
+        if self.connecting.contains_key(&conn) {
+            self.handle_connect_failed(conn, shared);
+            return;
+        }
+        let Some(&key) = self.by_conn.get(&conn) else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.transport_closed = true;
+            peer.connection.close(now, CloseReason::Disconnected);
+        }
+        self.touch(key);
+        self.flush(now, shared);
+    }
+
+    /// Closes one peer's connection (it is removed at the next flush).
+    fn close_peer(&mut self, now: Instant, key: PeerKey, reason: &'static str) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.connection.close(now, CloseReason::Local(reason));
+        }
+        self.touch(key);
+    }
+
+    /// Closes every connection, pending ones included.
+    fn disconnect_all(&mut self, now: Instant, reason: &'static str, shared: &mut Shared) {
+        for (conn, addr) in std::mem::take(&mut self.connecting) {
+            self.addrs.remove(&addr);
+            shared.routes.remove(&conn);
+            shared.actions.push_back(Action::Close { conn });
+            shared.alert(Alert::PeerDisconnected {
+                torrent: Some(self.id),
+                conn,
+                addr,
+                reason: format!("closed locally: {reason}"),
+            });
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.close_peer(now, key, reason);
+        }
+        self.flush(now, shared);
+    }
+
+    /// Once we seed, peers that seed too have nothing to exchange with us.
+    fn close_seeds(&mut self, now: Instant) {
+        let Some(meta) = &self.meta else {
+            return;
+        };
+        let n = meta.picker.num_pieces();
+        let seeds: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.have.is_seed(n))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in seeds {
+            self.close_peer(now, key, "both sides are seeds");
+        }
+    }
+
+    // ----- disk -----
+
+    pub fn handle_disk(&mut self, now: Instant, completion: DiskCompletion, shared: &mut Shared) {
+        let Some(job) = self.jobs.remove(&completion.id) else {
+            return;
+        };
+        match (job, completion.result) {
+            (Job::Write(piece), DiskResult::PieceWritten { passed, .. }) => {
+                self.on_written(now, piece, passed, shared);
+            }
+            (Job::Write(piece), result) => {
+                if let Some(meta) = &mut self.meta {
+                    meta.pieces.written(piece);
+                    meta.picker.piece_failed(piece);
+                }
+                let error = match result {
+                    DiskResult::Failed { error } => error,
+                    other => format!("unexpected answer to a piece write: {other:?}"),
+                };
+                self.fail(
+                    now,
+                    format!("writing piece {piece} failed: {error}"),
+                    shared,
+                );
+            }
+            (Job::Read { key, request }, result) => self.on_read(now, key, request, result, shared),
+            (Job::Check(piece), DiskResult::Checked { passed, .. }) => {
+                self.on_checked(now, piece, passed, shared);
+            }
+            (Job::Check(piece), result) => {
+                let error = match result {
+                    DiskResult::Failed { error } => error,
+                    other => format!("unexpected answer to a piece check: {other:?}"),
+                };
+                self.fail(
+                    now,
+                    format!("checking piece {piece} failed: {error}"),
+                    shared,
+                );
+            }
+            (Job::CreateFiles, DiskResult::Failed { error }) => {
+                self.fail(
+                    now,
+                    format!("creating the empty files failed: {error}"),
+                    shared,
+                );
+            }
+            (Job::CreateFiles, _) => {}
+        }
+        self.flush(now, shared);
+    }
+
+    // ----- time -----
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peers = self
+            .peers
+            .values()
+            .filter_map(|p| p.connection.poll_timeout())
+            .min();
+        let unchoke = (!self.peers.is_empty()).then(|| self.unchoker.next_round());
+        [peers, unchoke, self.totals.next_report]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, shared: &mut Shared) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connection.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.connection.handle_timeout(now);
+            }
+            self.touch(key);
+        }
+        if now >= self.unchoker.next_round() {
+            self.unchoke_round(now, shared);
+        }
+        if self.totals.next_report.is_some_and(|t| now >= t) {
+            self.report_stats(now, shared);
+        }
+        self.flush(now, shared);
+    }
+
+    fn report_stats(&mut self, now: Instant, shared: &mut Shared) {
+        let t = &mut self.totals;
+        let downloaded = t.downloaded - t.reported_downloaded;
+        let uploaded = t.uploaded - t.reported_uploaded;
+        t.reported_downloaded = t.downloaded;
+        t.reported_uploaded = t.uploaded;
+        if downloaded == 0 && uploaded == 0 {
+            t.next_report = None;
+            return;
+        }
+        t.next_report = Some(now + STATS_INTERVAL);
+        shared.alert(Alert::Stats {
+            torrent: self.id,
+            downloaded,
+            uploaded,
+        });
+    }
+
+    // ----- draining peers -----
+
+    /// Puts a peer on the list of peers to drain.
+    fn touch(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Acts on every event of the touched peers and queues their bytes, until nothing is
+    /// left to do.
+    fn flush(&mut self, now: Instant, shared: &mut Shared) {
+        loop {
+            while let Some(key) = self.dirty.pop() {
+                self.drain_peer(now, key, shared);
+            }
+            if !std::mem::take(&mut self.refill) {
+                break;
+            }
+            self.refill_hungry(now, shared);
+            if self.dirty.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn drain_peer(&mut self, now: Instant, key: PeerKey, shared: &mut Shared) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            peer.dirty = false;
+            let Some(event) = peer.connection.poll_event() else {
+                break;
+            };
+            self.on_event(now, key, event, shared);
+        }
+        if let Some(peer) = self.peers.get_mut(&key) {
+            while let Some(data) = peer.connection.poll_transmit() {
+                peer.unsent += data.len();
+                shared.transmits.push_back(Transmit {
+                    conn: peer.conn,
+                    data,
+                });
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, key: PeerKey, event: PeerEvent, shared: &mut Shared) {
+        match event {
+            PeerEvent::HandshakeDone { peer_id, .. } => {
+                self.on_handshake(now, key, peer_id, shared)
+            }
+            PeerEvent::Bitfield(bits) => self.on_bitfield(now, key, &bits),
+            PeerEvent::HaveAll => self.on_have_all(now, key),
+            PeerEvent::Have(piece) => self.on_have(now, key, piece),
+            PeerEvent::HaveNone
+            | PeerEvent::Suggest(_)
+            | PeerEvent::AllowedFast(_)
+            | PeerEvent::Choked
+            | PeerEvent::Unchoked
+            | PeerEvent::NotInterested
+            | PeerEvent::Snubbed
+            | PeerEvent::Unsnubbed => {}
+            PeerEvent::Interested => self.on_peer_interested(now, key),
+            PeerEvent::WantBlocks {
+                count,
+                allowed_fast_only,
+            } => self.request_blocks(now, key, count, allowed_fast_only, shared),
+            PeerEvent::BlockReceived(block) => self.on_block(now, key, block, shared),
+            PeerEvent::RequestReturned { request, .. } => self.on_request_gone(key, request),
+            PeerEvent::RequestTimedOut(request) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.connection.cancel(now, request);
+                }
+                self.on_request_gone(key, request);
+            }
+            PeerEvent::UploadRequested(request) => {
+                self.on_upload_request(now, key, request, shared)
+            }
+            PeerEvent::UploadCancelled(request) => self.on_upload_cancelled(key, request),
+            // The metadata exchange (BEP9) and BEP52 hash transfers plug in here.
+            PeerEvent::ExtendedHandshake(_)
+            | PeerEvent::Extended { .. }
+            | PeerEvent::Port(_)
+            | PeerEvent::Hashes(_)
+            | PeerEvent::HashReject(_) => {}
+            PeerEvent::HashRequest(request) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.connection.send_hash_reject(now, request);
+                }
+            }
+            PeerEvent::Closed(reason) => self.on_closed(key, reason, shared),
+        }
+    }
+
+    fn on_handshake(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        peer_id: crate::peer_id::PeerId,
+        shared: &mut Shared,
+    ) {
+        // Two connections to one peer (both sides dialled): both sides keep the one opened
+        // by the peer with the lower id, so they agree.
+        let duplicate = self
+            .peers
+            .iter()
+            .find(|(k, p)| **k != key && p.established && p.connection.peer_id() == Some(peer_id));
+        if let Some((&other, _)) = duplicate {
+            let ours_first = shared.config.peer_id < peer_id;
+            let this_outgoing = self
+                .peers
+                .get(&key)
+                .is_some_and(|p| p.connection.direction() == crate::peer::Direction::Outgoing);
+            let drop = if this_outgoing == ours_first {
+                other
+            } else {
+                key
+            };
+            self.close_peer(now, drop, "duplicate connection to the same peer");
+            if drop == key {
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.established = true;
+        let client = peer_id.client().map(|c| {
+            if c.version.is_empty() {
+                c.name.to_owned()
+            } else {
+                format!("{} {}", c.name, c.version)
+            }
+        });
+        shared.alert(Alert::PeerConnected {
+            torrent: self.id,
+            conn: peer.conn,
+            addr: peer.addr,
+            client,
+        });
+    }
+
+    fn on_closed(&mut self, key: PeerKey, reason: CloseReason, shared: &mut Shared) {
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
+        self.by_conn.remove(&peer.conn);
+        self.addrs.remove(&peer.addr);
+        self.hungry.remove(&key);
+        shared.routes.remove(&peer.conn);
+        if let Some(meta) = &mut self.meta {
+            meta.picker.abort_peer(key);
+            match &peer.have {
+                PeerHave::Nothing => {}
+                PeerHave::All => meta.picker.peer_lost_all(),
+                PeerHave::Pieces { bits, .. } => meta.picker.peer_lost_bitfield(bits),
+            }
+            let building: Vec<PieceIndex> = meta.pieces.building().collect();
+            for piece in building {
+                release_if_untouched(meta, piece);
+            }
+        }
+        if reason == CloseReason::ConnectedToSelf {
+            self.found_self(&peer, shared);
+        }
+        if !peer.transport_closed {
+            shared.actions.push_back(Action::Close { conn: peer.conn });
+        }
+        shared.alert(Alert::PeerDisconnected {
+            torrent: Some(self.id),
+            conn: peer.conn,
+            addr: peer.addr,
+            reason: reason.to_string(),
+        });
+        self.refill = true;
+    }
+}
+
+impl Torrent {
+    /// A connection turned out to go from us to us. Outgoing, its address is ours. Incoming
+    /// (the side that sees the handshake first), the outgoing end is one of our connections
+    /// still handshaking with a peer at the same IP address: those addresses are ours.
+    fn found_self(&mut self, peer: &Peer, shared: &mut Shared) {
+        let mut ours = Vec::new();
+        if peer.connection.direction() == crate::peer::Direction::Outgoing {
+            ours.push(peer.addr);
+        } else {
+            ours.extend(
+                self.peers
+                    .values()
+                    .filter(|p| {
+                        !p.established
+                            && p.addr.ip() == peer.addr.ip()
+                            && p.connection.direction() == crate::peer::Direction::Outgoing
+                    })
+                    .map(|p| p.addr),
+            );
+        }
+        for addr in ours {
+            shared.self_addrs.insert(addr);
+            self.known_peers.remove(&addr);
+        }
+    }
+}
+
+/// What `piece` must hash to: its full check, or for a hybrid torrent whose v2 piece layer
+/// is missing, the v1 hash alone.
+fn piece_check(info: &TorrentInfo, piece: PieceIndex) -> Option<PieceCheck> {
+    PieceCheck::for_piece(info, piece).or_else(|| {
+        info.v1_piece_hash(piece).map(|v1| PieceCheck {
+            v1: Some(v1),
+            v2: None,
+        })
+    })
+}
+
+/// Whether we want `piece` and lack it.
+fn wanted(picker: &PiecePicker, piece: PieceIndex) -> bool {
+    picker.piece_priority(piece).is_wanted() && !picker.have(piece)
+}
+
+/// Drops `piece`'s buffer if nothing of it is requested or received any more.
+fn release_if_untouched(meta: &mut Metadata, piece: PieceIndex) {
+    if meta.pieces.received(piece) != 0 {
+        return;
+    }
+    let blocks = meta.picker.blocks_in_piece(piece);
+    let untouched = (0..blocks).all(|b| {
+        meta.picker
+            .block_status(crate::picker::BlockRef::new(piece, b))
+            == Some(crate::picker::BlockStatus::Open)
+    });
+    if untouched {
+        meta.pieces.drop_if_empty(piece);
+    }
+}
+
+/// The user's file priorities, given for every file or for the non-pad files only, as one
+/// priority per non-pad file (missing ones 4, over 7 taken as 7) and the piece priorities
+/// they give.
+fn file_priorities(files: &FileStorage, priorities: &[u8]) -> (Vec<u8>, Vec<Priority>) {
+    let non_pad: Vec<FileIndex> = files
+        .iter()
+        .filter(|(_, f)| !f.is_pad())
+        .map(|(i, _)| i)
+        .collect();
+    let covers_all = priorities.len() == files.num_files() && files.num_files() != non_pad.len();
+    let per_file: Vec<u8> = non_pad
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            let at = if covers_all { file.get() } else { i };
+            priorities
+                .get(at)
+                .map_or(Priority::DEFAULT, |&p| Priority::saturating(p))
+                .get()
+        })
+        .collect();
+    let ranges = non_pad
+        .iter()
+        .zip(&per_file)
+        .filter_map(|(file, &p)| Some((files.file_piece_range(*file)?, Priority::saturating(p))));
+    let pieces = piece_priorities_from_files(files.num_pieces(), ranges);
+    (per_file, pieces)
+}
+
+#[cfg(test)]
+impl Torrent {
+    /// Bytes of the pieces held in memory.
+    pub fn piece_memory(&self) -> u64 {
+        self.meta.as_ref().map_or(0, |m| m.pieces.bytes())
+    }
+}
+
+/// Calls `f` with every piece below `num_pieces` set in a BEP3 bitfield (for tests).
+#[cfg(test)]
+pub(super) fn for_each_piece_of(bits: &[u8], num_pieces: u32, f: impl FnMut(PieceIndex)) {
+    peer::for_each_piece(bits, num_pieces, f);
+}
