@@ -14,6 +14,9 @@ pub enum Error {
     /// An operating-system operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The torrent stopped on an error (a disk write failed, say).
+    #[error("the torrent stopped: {0}")]
+    Torrent(String),
     /// The session has shut down: no more commands.
     #[error("the session has shut down")]
     Shutdown,
