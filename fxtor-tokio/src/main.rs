@@ -1,7 +1,8 @@
 //! `fxtor`: the command-line program.
 //!
 //! `fxtor info` shows what a .torrent file or magnet link describes; `fxtor create` makes a
-//! .torrent (hybrid v1+v2 by default). Exit status: 0 on success, 2 when the input is malformed
+//! .torrent (hybrid v1+v2 by default); `fxtor download` fetches a torrent (and can seed it
+//! after); `fxtor seed` checks a torrent's data and serves it. Exit status: 0 on success, 2 when the input is malformed
 //! or an argument is wrong, 1 for any other failure (I/O).
 
 mod cli;

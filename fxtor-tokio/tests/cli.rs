@@ -130,3 +130,51 @@ fn create_refuses_bad_piece_lengths() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn download_and_seed_refuse_bad_input_with_2_and_missing_files_with_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.torrent");
+    std::fs::write(&garbage, b"d4:infod4:name").unwrap();
+    let out = tmp.path().join("out");
+    let (g, o) = (garbage.to_str().unwrap(), out.to_str().unwrap());
+    let cases: [(&[&str], i32); 7] = [
+        (&["download", g, "-o", o, "--listen", "127.0.0.1:0"], 2),
+        (&["download", "magnet:?xt=urn:btih:zz", "-o", o], 2),
+        (&["download", g, "-o", o, "--peer", "not-an-address"], 2),
+        (&["download", g], 2),
+        (&["seed", g, o, "--listen", "127.0.0.1:0"], 2),
+        (
+            &[
+                "download",
+                "/nonexistent/x.torrent",
+                "-o",
+                o,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            1,
+        ),
+        (
+            &[
+                "seed",
+                "/nonexistent/x.torrent",
+                o,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            1,
+        ),
+    ];
+    for (args, expected) in cases {
+        let (status, _, stderr) = fxtor_run(args);
+        assert_eq!(status, expected, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        // Our own errors are one line; clap's argument errors come with a usage hint.
+        if stderr.starts_with("fxtor:") {
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        } else {
+            assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
+        }
+    }
+}

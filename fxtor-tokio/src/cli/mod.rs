@@ -1,7 +1,10 @@
 //! The `fxtor` program's subcommands.
 
 mod create;
+mod download;
 mod info;
+mod seed;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -27,6 +30,10 @@ enum Command {
     },
     /// Make a .torrent from a file or a directory (hybrid v1+v2 unless told otherwise).
     Create(create::CreateArgs),
+    /// Download a torrent; exit 0 once every wanted byte is verified on disk.
+    Download(download::DownloadArgs),
+    /// Check a torrent's data and serve it until interrupted.
+    Seed(seed::SeedArgs),
 }
 
 /// Why a subcommand failed.
@@ -59,6 +66,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Info { source, json } => info::run(&source, json).await,
         Command::Create(args) => create::run(args).await,
+        Command::Download(args) => download::run(args).await,
+        Command::Seed(args) => seed::run(args).await,
     }
 }
 
@@ -67,4 +76,86 @@ async fn read_file(path: PathBuf) -> Result<Vec<u8>, CliError> {
     tokio::fs::read(&path)
         .await
         .map_err(|e| CliError::io("cannot read", &path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fxtor").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn download_takes_a_source_a_directory_peers_listen_seed_and_resume() {
+        let Command::Download(args) = parse(&[
+            "download",
+            "a.torrent",
+            "-o",
+            "out",
+            "--peer",
+            "127.0.0.1:6881",
+            "--peer",
+            "[::1]:7000",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "--resume",
+            "a.resume",
+        ])
+        .unwrap() else {
+            panic!("not a download");
+        };
+        assert_eq!(
+            args,
+            download::DownloadArgs {
+                source: "a.torrent".into(),
+                save_path: "out".into(),
+                peers: vec![
+                    "127.0.0.1:6881".parse().unwrap(),
+                    "[::1]:7000".parse().unwrap()
+                ],
+                listen: "127.0.0.1:0".parse().unwrap(),
+                seed: true,
+                resume: Some("a.resume".into()),
+            }
+        );
+        let Command::Download(args) =
+            parse(&["download", "magnet:?xt=urn:btih:00", "--output", "d"]).unwrap()
+        else {
+            panic!("not a download");
+        };
+        assert_eq!(args.listen, "0.0.0.0:0".parse().unwrap());
+        assert!(args.peers.is_empty() && !args.seed && args.resume.is_none());
+    }
+
+    #[test]
+    fn download_refuses_bad_arguments_with_status_2() {
+        for bad in [
+            &["download", "a.torrent"][..],
+            &["download", "a.torrent", "-o", "d", "--peer", "localhost"],
+            &["download", "a.torrent", "-o", "d", "--listen", "127.0.0.1"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seed_takes_a_torrent_a_data_directory_and_listen() {
+        let Command::Seed(args) =
+            parse(&["seed", "t.torrent", "data", "--listen", "127.0.0.1:0"]).unwrap()
+        else {
+            panic!("not a seed");
+        };
+        assert_eq!(
+            args,
+            seed::SeedArgs {
+                torrent: "t.torrent".into(),
+                data_dir: "data".into(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+            }
+        );
+        assert_eq!(parse(&["seed", "t.torrent"]).unwrap_err().exit_code(), 2);
+    }
 }

@@ -1,0 +1,250 @@
+//! What an application gives an adapter's session: its settings, and how to add a torrent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fxtor_proto::magnet::MagnetLink;
+use fxtor_proto::peer_id::PeerId;
+use fxtor_proto::session::{self, SessionConfig, TorrentSource};
+use fxtor_proto::TorrentInfo;
+
+use crate::Error;
+
+/// The settings of an adapter's session (libtorrent's `settings_pack`, the parts that exist).
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Where to accept peer connections; port 0 picks a free port (see the session's
+    /// `listen_addr`). `None`: accept none (outgoing connections only).
+    pub listen: Option<SocketAddr>,
+    /// Our peer id; `None`: a fresh `-FXvvvv-` id from the operating system's randomness.
+    pub peer_id: Option<PeerId>,
+    /// The most peer connections in the session.
+    pub max_connections: usize,
+    /// The most peer connections per torrent.
+    pub max_connections_per_torrent: usize,
+    /// The most bytes of downloaded pieces held in memory before they are written.
+    pub max_piece_memory: usize,
+    /// Peers unchoked at once.
+    pub upload_slots: usize,
+    /// How long an outgoing connection may take to be established.
+    pub connect_timeout: Duration,
+    /// Disk jobs (reads, verified writes, checks) running at once on the blocking pool;
+    /// more wait in a queue.
+    pub max_disk_jobs: usize,
+    /// Messages queued for one connection's writer. A peer that lets this many pile up is
+    /// not reading: the connection is closed.
+    pub send_queue: usize,
+    /// Alerts held for a slow consumer before the oldest are dropped.
+    pub alert_queue: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        let core = SessionConfig::new(PeerId([0; 20]));
+        Self {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            peer_id: None,
+            max_connections: core.max_connections,
+            max_connections_per_torrent: core.max_connections_per_torrent,
+            max_piece_memory: core.max_piece_memory,
+            upload_slots: core.upload_slots,
+            connect_timeout: Duration::from_secs(10),
+            max_disk_jobs: 8,
+            send_queue: 4096,
+            alert_queue: 4096,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// Settings that listen on `addr` (port 0: any free port).
+    pub fn listen_on(addr: SocketAddr) -> Self {
+        Self {
+            listen: Some(addr),
+            ..Self::default()
+        }
+    }
+
+    /// The core's configuration: the peer id (given, or from OS randomness), a random seed
+    /// for the core's choices, and the port we listen on.
+    pub fn core_config(&self, listen_port: u16) -> Result<SessionConfig, Error> {
+        let peer_id = match self.peer_id {
+            Some(id) => id,
+            None => random_peer_id()?,
+        };
+        let mut config = SessionConfig::new(peer_id);
+        config.listen_port = listen_port;
+        config.max_connections = self.max_connections;
+        config.max_connections_per_torrent = self.max_connections_per_torrent;
+        config.max_piece_memory = self.max_piece_memory;
+        config.upload_slots = self.upload_slots;
+        config.rng_seed = getrandom::u64().map_err(random_error)?;
+        Ok(config)
+    }
+}
+
+/// A fresh peer id, `-FXvvvv-` and twelve random characters from the OS's randomness.
+pub fn random_peer_id() -> Result<PeerId, Error> {
+    let mut random = [0u8; 20];
+    getrandom::fill(&mut random).map_err(random_error)?;
+    Ok(PeerId::fxtor(random))
+}
+
+fn random_error(e: getrandom::Error) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "no randomness from the operating system: {e}"
+    )))
+}
+
+/// How to add a torrent (libtorrent's `add_torrent_params`): the core's parameters and where
+/// the files live.
+#[derive(Debug, Clone)]
+pub struct AddTorrentParams {
+    /// The torrent: a parsed .torrent, or a magnet link.
+    pub source: TorrentSource,
+    /// The directory the torrent's files go in: a torrent named `N` lands at `save_path/N`.
+    pub save_path: PathBuf,
+    /// Peers to connect to at once.
+    pub peers: Vec<SocketAddr>,
+    /// Resume data from an earlier run (`save_resume_data`): its pieces are trusted.
+    pub resume_data: Option<Bytes>,
+    /// Add it paused.
+    pub paused: bool,
+    /// Skip the initial check: the files are known not to exist.
+    pub skip_check: bool,
+    /// Trust that every piece is on disk: seed at once, no check.
+    pub seed_mode: bool,
+    /// File priorities (0–7) in the order of the non-pad files; empty: all 4.
+    pub file_priorities: Vec<u8>,
+    /// Download in piece order.
+    pub sequential: bool,
+    /// Upload only: do not download pieces we lack.
+    pub upload_only: bool,
+}
+
+impl AddTorrentParams {
+    /// A torrent to store under `save_path`, everything else default.
+    pub fn new(source: TorrentSource, save_path: impl Into<PathBuf>) -> Self {
+        let core = session::AddTorrentParams::new(source);
+        Self {
+            source: core.source,
+            save_path: save_path.into(),
+            peers: core.peers,
+            resume_data: core.resume_data,
+            paused: core.paused,
+            skip_check: core.skip_check,
+            seed_mode: core.seed_mode,
+            file_priorities: core.file_priorities,
+            sequential: core.sequential,
+            upload_only: core.upload_only,
+        }
+    }
+
+    /// A parsed torrent to store under `save_path`.
+    pub fn from_info(info: impl Into<Arc<TorrentInfo>>, save_path: impl Into<PathBuf>) -> Self {
+        Self::new(TorrentSource::Info(info.into()), save_path)
+    }
+
+    /// A magnet link to store under `save_path`.
+    pub fn from_magnet(link: MagnetLink, save_path: impl Into<PathBuf>) -> Self {
+        Self::new(TorrentSource::Magnet(link), save_path)
+    }
+
+    /// A torrent given as text: a `magnet:` link, or else the bytes of a .torrent file
+    /// (`torrent_bytes` is called only then).
+    pub fn parse(
+        source: &str,
+        torrent_bytes: impl FnOnce(&str) -> std::io::Result<Vec<u8>>,
+        save_path: impl Into<PathBuf>,
+    ) -> Result<Self, Error> {
+        if source.starts_with("magnet:") {
+            let link = MagnetLink::parse(source)
+                .map_err(|e| Error::Invalid(format!("invalid magnet link: {e}")))?;
+            return Ok(Self::from_magnet(link, save_path));
+        }
+        let bytes = torrent_bytes(source)?;
+        let info = TorrentInfo::from_bytes(&bytes)
+            .map_err(|e| Error::Invalid(format!("{source}: {e}")))?;
+        Ok(Self::from_info(info, save_path))
+    }
+
+    /// The core's half, and the save path.
+    pub fn into_core(self) -> (session::AddTorrentParams, PathBuf) {
+        let mut core = session::AddTorrentParams::new(self.source);
+        core.peers = self.peers;
+        core.resume_data = self.resume_data;
+        core.paused = self.paused;
+        core.skip_check = self.skip_check;
+        core.seed_mode = self.seed_mode;
+        core.file_priorities = self.file_priorities;
+        core.sequential = self.sequential;
+        core.upload_only = self.upload_only;
+        (core, self.save_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fxtor_proto::create::TorrentBuilder;
+
+    #[test]
+    fn peer_ids_are_ours_and_fresh() {
+        let a = random_peer_id().unwrap();
+        let b = random_peer_id().unwrap();
+        assert!(a.as_bytes().starts_with(b"-FX"), "{a}");
+        assert_ne!(a, b);
+        let config = SessionSettings::default().core_config(6881).unwrap();
+        assert_eq!(config.listen_port, 6881);
+        let fixed = SessionSettings {
+            peer_id: Some(a),
+            ..SessionSettings::default()
+        };
+        assert_eq!(fixed.core_config(0).unwrap().peer_id, a);
+    }
+
+    #[test]
+    fn parses_links_and_torrents_and_says_what_is_wrong() {
+        let mut h = TorrentBuilder::single_file("x", 3).into_hasher().unwrap();
+        h.update(b"abc").unwrap();
+        let torrent = h.finish().unwrap().bytes.to_vec();
+        let p = AddTorrentParams::parse("a.torrent", |_| Ok(torrent.clone()), "/d").unwrap();
+        assert!(matches!(p.source, TorrentSource::Info(ref i) if i.name() == "x"));
+        assert_eq!(p.save_path, PathBuf::from("/d"));
+        let link = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";
+        let p = AddTorrentParams::parse(link, |_| unreachable!(), "/d").unwrap();
+        assert!(matches!(p.source, TorrentSource::Magnet(_)));
+        let e = AddTorrentParams::parse("magnet:?xt=nonsense", |_| unreachable!(), "/d");
+        assert!(matches!(e, Err(Error::Invalid(_))));
+        let e = AddTorrentParams::parse("bad.torrent", |_| Ok(b"d4:infoi3ee".to_vec()), "/d");
+        assert!(matches!(e, Err(Error::Invalid(m)) if m.starts_with("bad.torrent")));
+        let e = AddTorrentParams::parse("gone", |_| Err(std::io::ErrorKind::NotFound.into()), "/");
+        assert!(matches!(e, Err(Error::Io(_))));
+    }
+
+    #[test]
+    fn core_params_keep_every_flag() {
+        let link =
+            MagnetLink::parse("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567")
+                .unwrap();
+        let mut p = AddTorrentParams::from_magnet(link, "/s");
+        p.peers = vec!["127.0.0.1:1".parse().unwrap()];
+        p.resume_data = Some(Bytes::from_static(b"de"));
+        p.paused = true;
+        p.skip_check = true;
+        p.seed_mode = true;
+        p.file_priorities = vec![1, 7];
+        p.sequential = true;
+        p.upload_only = true;
+        let (core, save) = p.into_core();
+        assert_eq!(save, PathBuf::from("/s"));
+        assert_eq!(core.peers.len(), 1);
+        assert_eq!(core.resume_data.as_deref(), Some(&b"de"[..]));
+        assert!(core.paused && core.skip_check && core.seed_mode);
+        assert!(core.sequential && core.upload_only);
+        assert_eq!(core.file_priorities, [1, 7]);
+    }
+}
