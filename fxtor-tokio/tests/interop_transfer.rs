@@ -1,7 +1,8 @@
 //! Transfers between fxtor and libtorrent on 127.0.0.1, over TCP, for v1, v2 and hybrid
 //! torrents of 64 MiB in several files with pad files between them:
 //!
-//! 1. libtorrent seeds, `fxtor download` fetches: the bytes are the same;
+//! 1. libtorrent seeds, `fxtor download` fetches: the bytes are the same; a second run over
+//!    the same directory checks the files and fetches nothing;
 //! 2. `fxtor seed` seeds, libtorrent downloads: the bytes are the same and libtorrent's own
 //!    check passes;
 //! 3. a download killed half way resumes from `--resume` without fetching again what it
@@ -321,6 +322,23 @@ fn libtorrent_seeds_and_fxtor_downloads() {
         assert_eq!(status, 0, "{context}: {}", run.output());
         let (wanted, _) = finished_line(&run);
         assert_eq!(wanted, FILES.iter().map(|f| f.1).sum::<u64>(), "{context}");
+        assert_same_content(out.path(), &context);
+
+        // Again over the same directory, without resume data: the check finds every piece
+        // and nothing is fetched.
+        let mut again = fxtor_download(&fixture.torrent, out.path(), &[addr], None);
+        assert_eq!(
+            again.wait(TRANSFER_LIMIT),
+            0,
+            "{context}: {}",
+            again.output()
+        );
+        assert_eq!(
+            finished_line(&again),
+            (wanted, 0),
+            "{context}: {}",
+            again.output()
+        );
         assert_same_content(out.path(), &context);
     }
 }
