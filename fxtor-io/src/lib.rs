@@ -17,7 +17,7 @@
 
 mod clock;
 pub mod disk;
-mod driver;
+pub mod driver;
 mod error;
 mod params;
 mod pio;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fxtor_io::{disk, Clock, Driver, Effect, SessionSettings, Storage};
+use fxtor_io::{disk, Clock, Core, Driver, Effect, SessionSettings, Storage};
 use fxtor_proto::session::{Alert, ConnectionId, DiskJob};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -15,12 +15,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::conn::{ConnTasks, Event};
 
 /// A command: a closure run on the loop with the driver and the current time.
-pub(crate) type Call = Box<dyn FnOnce(&mut Driver, fxtor_proto::time::Instant) + Send>;
+pub(crate) type Call<C> = Box<dyn FnOnce(&mut Driver<C>, fxtor_proto::time::Instant) + Send>;
 
 /// What a [`Session`](crate::Session) handle sends the loop.
-pub(crate) enum Msg {
+pub(crate) enum Msg<C = fxtor_proto::session::Session> {
     /// Run this on the driver.
-    Call(Call),
+    Call(Call<C>),
     /// Stop: close every connection, let running disk jobs finish, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -28,14 +28,15 @@ pub(crate) enum Msg {
 /// Chunks read but not yet handled, across all connections: readers wait beyond this.
 const DATA_QUEUE: usize = 256;
 
-pub(crate) struct Actor {
-    driver: Driver,
+/// The loop's state. Generic over the core so tests can drive it with a scripted one.
+pub(crate) struct Actor<C> {
+    driver: Driver<C>,
     clock: Clock,
     connect_timeout: Duration,
     send_queue: usize,
     listener: Option<TcpListener>,
     conns: HashMap<ConnectionId, ConnTasks>,
-    commands: mpsc::Receiver<Msg>,
+    commands: mpsc::Receiver<Msg<C>>,
     alerts: broadcast::Sender<Alert>,
     data_tx: mpsc::Sender<Event>,
     data_rx: mpsc::Receiver<Event>,
@@ -43,13 +44,13 @@ pub(crate) struct Actor {
     events_rx: mpsc::UnboundedReceiver<Event>,
 }
 
-impl Actor {
+impl<C: Core> Actor<C> {
     pub fn new(
-        driver: Driver,
+        driver: Driver<C>,
         clock: Clock,
         settings: &SessionSettings,
         listener: Option<TcpListener>,
-        commands: mpsc::Receiver<Msg>,
+        commands: mpsc::Receiver<Msg<C>>,
         alerts: broadcast::Sender<Alert>,
     ) -> Self {
         let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
@@ -243,3 +244,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

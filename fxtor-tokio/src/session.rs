@@ -37,7 +37,7 @@ struct Inner {
     listen_addr: Option<SocketAddr>,
 }
 
-impl std::fmt::Debug for Msg {
+impl<C> std::fmt::Debug for Msg<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Msg::Call(_) => "Call",

@@ -7,6 +7,14 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py create PATH OUT --mode v1|v2|hybrid [--piece-length N] [--tracker URL]...
   lt.py info TORRENT            -> JSON: libtorrent's reading of the file
   lt.py check TORRENT SAVE_PATH -> JSON: whether libtorrent's own check finds every piece
+  lt.py seed TORRENT SAVE_PATH [--upload-limit BYTES_PER_S]
+        -> checks the data, prints {"port": N, ...} on one line once it seeds, then seeds
+           until killed
+  lt.py download TORRENT SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
+        -> downloads from those peers only, re-checks the data when finished, prints JSON
+           and exits 0 if every piece is there (1 otherwise, or after --timeout seconds)
+
+Sessions that transfer use TCP only (no uTP) and an IP filter that lets in 127.0.0.0/8 only.
 """
 import argparse
 import json
@@ -21,6 +29,8 @@ def create(args):
     fs = lt.file_storage()
     lt.add_files(fs, args.path)
     flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[args.mode]
+    if args.canonical:
+        flags |= lt.create_torrent.canonical_files
     ct = lt.create_torrent(fs, args.piece_length, flags=flags)
     for tier, url in enumerate(args.tracker or []):
         ct.add_tracker(url, tier)
@@ -87,6 +97,105 @@ def check(args):
     }, sys.stdout)
 
 
+def transfer_session():
+    """A session for transfers: 127.0.0.1, TCP only, nothing but loopback peers."""
+    ses = lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "enable_outgoing_tcp": True, "enable_incoming_tcp": True,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+    })
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1)
+    f.add_rule("127.0.0.0", "127.255.255.255", 0)
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
+    ses.set_ip_filter(f)
+    return ses
+
+
+def add(ses, torrent, save_path, flags_on=0):
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    atp.flags |= flags_on
+    return ses.add_torrent(atp)
+
+
+def wait_checked(ses, h, deadline):
+    """Waits for the torrent to leave the checking states; False on error or timeout."""
+    while time.time() < deadline:
+        s = h.status()
+        if s.errc.value() != 0:
+            return False
+        if s.state not in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data) \
+                and s.has_metadata:
+            return True
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    return False
+
+
+def seed(args):
+    ses = transfer_session()
+    h = add(ses, args.torrent, args.save_path)
+    if args.upload_limit:
+        # The torrent's own limit: the session's global one does not reach loopback peers
+        # (they are in the local peer class), and limiting that class throttles far below
+        # the figure asked for.
+        h.set_upload_limit(args.upload_limit)
+    if not wait_checked(ses, h, time.time() + 300):
+        sys.exit("seed: the check did not finish")
+    s = h.status()
+    print(json.dumps({"port": ses.listen_port(), "state": str(s.state), "progress": s.progress}),
+          flush=True)
+    while True:
+        ses.wait_for_alert(1000)
+        ses.pop_alerts()
+
+
+def download(args):
+    ses = transfer_session()
+    h = add(ses, args.torrent, args.save_path)
+    deadline = time.time() + args.timeout
+    wait_checked(ses, h, deadline)
+    peers = [(p.rsplit(":", 1)[0].strip("[]"), int(p.rsplit(":", 1)[1])) for p in args.peer]
+    connected_at = 0
+    while time.time() < deadline:
+        s = h.status()
+        if s.errc.value() != 0:
+            break
+        if s.is_seeding or s.is_finished:
+            break
+        if time.time() - connected_at > 5:
+            for peer in peers:
+                h.connect_peer(peer)
+            connected_at = time.time()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    finished = h.status().is_seeding
+    downloaded = h.status().total_payload_download
+    # Its own check of what it wrote.
+    checked = False
+    if finished:
+        h.force_recheck()
+        time.sleep(0.2)
+        checked = wait_checked(ses, h, deadline + 120)
+    s = h.status()
+    result = {
+        "finished": finished,
+        "check_passed": checked and s.num_pieces == h.torrent_file().num_pieces(),
+        "num_pieces": s.num_pieces,
+        "total_pieces": h.torrent_file().num_pieces(),
+        "downloaded": downloaded,
+        "error": s.errc.message() if s.errc.value() != 0 else None,
+    }
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["finished"] and result["check_passed"] else 1)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -96,13 +205,24 @@ def main():
     c.add_argument("--mode", choices=["v1", "v2", "hybrid"], default="hybrid")
     c.add_argument("--piece-length", type=int, default=0)
     c.add_argument("--tracker", action="append")
+    c.add_argument("--canonical", action="store_true",
+                   help="v1: order and pad files as a v2 torrent would (pad files)")
     i = sub.add_parser("info")
     i.add_argument("torrent")
     k = sub.add_parser("check")
     k.add_argument("torrent")
     k.add_argument("save_path")
+    s = sub.add_parser("seed")
+    s.add_argument("torrent")
+    s.add_argument("save_path")
+    s.add_argument("--upload-limit", type=int, default=0)
+    d = sub.add_parser("download")
+    d.add_argument("torrent")
+    d.add_argument("save_path")
+    d.add_argument("--peer", action="append", required=True)
+    d.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
-    {"create": create, "info": info, "check": check}[args.cmd](args)
+    {"create": create, "info": info, "check": check, "seed": seed, "download": download}[args.cmd](args)
 
 
 if __name__ == "__main__":
