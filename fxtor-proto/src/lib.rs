@@ -33,6 +33,7 @@ pub mod peer_id;
 pub mod picker;
 pub mod session;
 pub mod time;
+pub mod tracker;
 pub mod verify;
 pub mod wire;
 
