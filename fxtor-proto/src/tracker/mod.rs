@@ -5,6 +5,7 @@
 //! - [`announce_url`], [`scrape_url`], [`scrape_request_url`]: HTTP request URLs;
 //!   [`TrackerEndpoint`]: what kind of tracker a URL names.
 //! - [`parse_announce_response`], [`parse_scrape_response`]: HTTP response bodies.
+//! - [`udp`]: the BEP15 codec and [`UdpTracker`], one UDP tracker endpoint's state machine.
 //!
 //! Nothing here performs I/O: the driver runs HTTP requests with its own client, resolves
 //! host names, and moves UDP datagrams; every input carries the current
@@ -12,6 +13,8 @@
 
 mod request;
 mod response;
+mod rng;
+pub mod udp;
 mod url;
 
 pub use request::{AnnounceEvent, AnnounceRequest};
@@ -20,4 +23,5 @@ pub use response::{
     HostnamePeer, PeerInfo, ResponseError, ScrapeResponse, ScrapeStats, MAX_RESPONSE_SIZE,
     RESPONSE_LIMITS,
 };
+pub use udp::{UdpTracker, UdpTrackerConfig};
 pub use url::{announce_url, scrape_request_url, scrape_url, TrackerEndpoint, TrackerUrlError};
