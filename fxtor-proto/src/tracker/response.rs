@@ -252,22 +252,25 @@ pub fn parse_scrape_response(body: &[u8]) -> Result<ScrapeResponse, ResponseErro
 
 /// The peers of a compact IPv4 list (BEP23): whole 6-byte entries, the rest ignored.
 pub fn compact_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(6).map(|entry| {
-        let (ip, port) = entry.split_at(4);
-        let ip = Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
-        SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([port[0], port[1]]))
+    bytes.chunks_exact(6).filter_map(|entry| {
+        let (ip, port) = entry.split_first_chunk::<4>()?;
+        let port = <[u8; 2]>::try_from(port).ok()?;
+        Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::from(*ip)),
+            u16::from_be_bytes(port),
+        ))
     })
 }
 
 /// The peers of a compact IPv6 list (BEP7): whole 18-byte entries, the rest ignored.
 pub fn compact_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(18).map(|entry| {
-        let mut ip = [0u8; 16];
-        ip.copy_from_slice(&entry[..16]);
-        SocketAddr::new(
-            IpAddr::V6(Ipv6Addr::from(ip)),
-            u16::from_be_bytes([entry[16], entry[17]]),
-        )
+    bytes.chunks_exact(18).filter_map(|entry| {
+        let (ip, port) = entry.split_first_chunk::<16>()?;
+        let port = <[u8; 2]>::try_from(port).ok()?;
+        Some(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::from(*ip)),
+            u16::from_be_bytes(port),
+        ))
     })
 }
 

@@ -66,9 +66,7 @@ impl TrackerEndpoint {
             "http" | "https" => Ok(Self::Http(url.to_owned())),
             "udp" => {
                 let host = match host {
-                    url::Host::Domain(name) if name.is_empty() => {
-                        return Err(TrackerUrlError::NoHost)
-                    }
+                    url::Host::Domain("") => return Err(TrackerUrlError::NoHost),
                     url::Host::Domain(name) => name.to_owned(),
                     url::Host::Ipv4(ip) => ip.to_string(),
                     url::Host::Ipv6(ip) => ip.to_string(),
