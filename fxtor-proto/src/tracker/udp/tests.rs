@@ -750,3 +750,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// What the `udp_tracker_packet` fuzz target checks.
+    #[test]
+    fn reparsing_is_stable(packet in proptest::collection::vec(any::<u8>(), 0..160)) {
+        if let Ok(request) = UdpRequest::parse(&packet) {
+            prop_assert_eq!(UdpRequest::parse(&request.encode()), Ok(request));
+        }
+        for family in [AddressFamily::V4, AddressFamily::V6] {
+            if let Ok(response) = UdpResponse::parse(&packet, family) {
+                prop_assert_eq!(UdpResponse::parse(&response.encode(family), family), Ok(response));
+            }
+        }
+    }
+
+    #[test]
+    fn error_messages_reparse(text in proptest::collection::vec(any::<u8>(), 0..40), tid in any::<u32>()) {
+        let mut packet = vec![0, 0, 0, 3];
+        packet.extend_from_slice(&tid.to_be_bytes());
+        packet.extend_from_slice(&text);
+        let response = UdpResponse::parse(&packet, AddressFamily::V4).unwrap();
+        prop_assert_eq!(UdpResponse::parse(&response.encode(AddressFamily::V4), AddressFamily::V4), Ok(response));
+    }
+}
