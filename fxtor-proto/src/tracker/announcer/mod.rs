@@ -527,12 +527,15 @@ impl Announcer {
     }
 
     /// Stops announcing (pause or removal): `stopped` to every tracker that had a `started`
-    /// or has an announce in flight. Answers to announces still in flight are ignored.
-    pub fn stop(&mut self, now: Instant) {
+    /// or has an announce in flight. Returns the announces that were in flight: their answers
+    /// will be ignored, so the driver may cancel them (e.g. with
+    /// [`UdpTracker::cancel`](super::UdpTracker::cancel)).
+    pub fn stop(&mut self, now: Instant) -> Vec<RequestId> {
         // Stopping sets no timer; `now` keeps every input's shape alike.
         let _ = now;
+        let mut abandoned = Vec::new();
         if !self.running {
-            return;
+            return abandoned;
         }
         self.running = false;
         for s in 0..self.swarms.len() {
@@ -554,11 +557,13 @@ impl Announcer {
                 .collect();
             if let Some(flight) = in_flight {
                 self.pending.remove(&flight.request);
+                abandoned.push(flight.request);
             }
             for tracker in told {
                 self.send_announce(s, tracker, AnnounceEvent::Stopped);
             }
         }
+        abandoned
     }
 
     /// Scrapes every swarm of the torrent at the first tracker in tier order that can be

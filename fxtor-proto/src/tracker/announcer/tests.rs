@@ -187,7 +187,8 @@ fn event_sequence_started_regular_completed_stopped() {
     assert_eq!(events, [AnnounceEvent::None, AnnounceEvent::Completed]);
 
     // Stopped: to the tracker that had our `started`; the announce in flight is forgotten.
-    a.stop(secs(3802));
+    assert_eq!(a.stop(secs(3802)).len(), 1);
+    assert_eq!(a.stop(secs(3802)), [], "already stopped");
     let stopped = next_announce(&mut a);
     assert_eq!(stopped.request.event, AnnounceEvent::Stopped);
     assert_eq!(stopped.request.num_want, Some(0));
@@ -243,7 +244,7 @@ fn stop_before_any_answer_tells_the_tracker_in_flight() {
     ]);
     a.start(secs(0));
     let started = next_announce(&mut a);
-    a.stop(secs(1));
+    assert_eq!(a.stop(secs(1)), [started.id]);
     let stopped = next_announce(&mut a);
     assert_eq!(stopped.tracker, started.tracker);
     assert_eq!(stopped.request.event, AnnounceEvent::Stopped);
