@@ -35,6 +35,7 @@ pub mod picker;
 pub mod resume;
 pub mod session;
 pub mod time;
+pub mod tracker;
 pub mod verify;
 pub mod wire;
 
