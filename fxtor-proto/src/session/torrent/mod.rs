@@ -1319,11 +1319,38 @@ fn file_priorities(files: &FileStorage, priorities: &[u8]) -> (Vec<u8>, Vec<Prio
     (per_file, pieces)
 }
 
+/// What a test sees of uploading to one established peer.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PeerUpload {
+    pub addr: SocketAddr,
+    /// We choke it.
+    pub choked: bool,
+    /// It is interested in our pieces.
+    pub interested: bool,
+    /// Piece data sent to it.
+    pub uploaded: u64,
+}
+
 #[cfg(test)]
 impl Torrent {
     /// Bytes of the pieces held in memory.
     pub fn piece_memory(&self) -> u64 {
         self.meta.as_ref().map_or(0, |m| m.pieces.bytes())
+    }
+
+    /// The established peers, as uploading to them stands.
+    pub fn peer_uploads(&self) -> Vec<PeerUpload> {
+        self.peers
+            .values()
+            .filter(|p| p.established)
+            .map(|p| PeerUpload {
+                addr: p.addr,
+                choked: p.connection.am_choking(),
+                interested: p.connection.peer_interested(),
+                uploaded: p.connection.stats().payload_uploaded,
+            })
+            .collect()
     }
 }
 
