@@ -24,7 +24,10 @@ pub struct SessionConfig {
     /// Seed of the session's random numbers (tie-breaks, optimistic unchokes), so a run can
     /// be replayed exactly.
     pub rng_seed: u64,
-    /// Upload slots (peers unchoked at once, the optimistic one included).
+    /// Upload slots of each torrent: how many of its peers are unchoked at once. One of
+    /// them is the optimistic unchoke and the others are regular
+    /// ([`ChokerConfig`](crate::choker::ChokerConfig): `upload_slots - 1` regular slots and
+    /// one optimistic slot; 0 unchokes nobody). Default 8.
     pub upload_slots: usize,
 }
 

@@ -1,7 +1,7 @@
 //! The session's random numbers: a small deterministic generator seeded from
 //! [`SessionConfig::rng_seed`](super::SessionConfig::rng_seed), so a run replays exactly.
 
-/// SplitMix64: tiny, fast, and plenty for tie-breaks and optimistic unchokes (nothing here
+/// SplitMix64: tiny, fast, and plenty for seeding the pickers and chokers (nothing here
 /// is security related).
 #[derive(Debug, Clone)]
 pub(crate) struct Rng {
@@ -22,15 +22,6 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-
-    /// A number in `0..n`; 0 when `n` is 0.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        // The remainder is below `n`, a usize.
-        (self.next_u64() % n as u64) as usize
-    }
 }
 
 #[cfg(test)]
@@ -45,8 +36,5 @@ mod tests {
         let ys: Vec<u64> = (0..10).map(|_| b.next_u64()).collect();
         assert_eq!(xs, ys);
         assert_ne!(Rng::new(6).next_u64(), xs[0]);
-        let mut c = Rng::new(0);
-        assert!((0..100).all(|_| c.below(7) < 7));
-        assert_eq!(c.below(0), 0);
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! [`Net`] holds [`Node`]s, each a [`Session`] with an address and a [`Store`]. Whatever a
 //! session hands out is carried out by the net: bytes of a connection arrive at the other
-//! end after [`Net::latency`] (and are reported sent to the sender then), `Connect` reaches
+//! end after [`Net::latency`] (and are reported sent to the sender then), each direction of
+//! a connection carrying at most [`Net::link_rate`] bytes a second if set, `Connect` reaches
 //! the node listening at that address (its `handle_incoming`), `Close` ends the other side
 //! after the latency, and disk jobs run on the node's [`Store`], which verifies a piece
 //! with its [`PieceCheck`](crate::verify::PieceCheck) before keeping it, and answers after
 //! [`Net::disk_latency`]. Time only moves to the next event or session timeout, so a run
-//! is exact and repeatable. A swarm simulator with bandwidth, loss and hostile peers can
-//! grow from here.
+//! is exact and repeatable. A swarm simulator with loss and hostile peers can grow from
+//! here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -292,6 +293,11 @@ pub(crate) struct Net {
     pub latency: Duration,
     /// How long a disk job takes.
     pub disk_latency: Duration,
+    /// The most bytes a second each direction of a connection carries (`None`: no limit).
+    /// Bytes wait for the ones sent before them on the same connection.
+    pub link_rate: Option<u64>,
+    /// When each end of a connection is done sending what it was given.
+    sending_until: BTreeMap<(usize, ConnectionId), Instant>,
     /// Each end of each connection, to the other end.
     links: BTreeMap<(usize, ConnectionId), (usize, ConnectionId)>,
     events: BTreeMap<(Instant, u64), Event>,
@@ -305,6 +311,8 @@ impl Net {
             nodes: Vec::new(),
             latency: Duration::from_millis(10),
             disk_latency: Duration::from_millis(1),
+            link_rate: None,
+            sending_until: BTreeMap::new(),
             links: BTreeMap::new(),
             events: BTreeMap::new(),
             seq: 0,
@@ -401,8 +409,9 @@ impl Net {
             while let Some(t) = self.nodes[i].session.poll_transmit() {
                 progress = true;
                 if let Some(&to) = self.links.get(&(i, t.conn)) {
+                    let sent = self.send_time((i, t.conn), t.data.len());
                     self.schedule(
-                        self.latency,
+                        sent + self.latency,
                         Event::Deliver {
                             to,
                             from: (i, t.conn),
@@ -423,6 +432,21 @@ impl Net {
                 return;
             }
         }
+    }
+
+    /// How long until `len` more bytes from `from` have left, at [`Net::link_rate`].
+    fn send_time(&mut self, from: (usize, ConnectionId), len: usize) -> Duration {
+        let Some(rate) = self.link_rate.filter(|&rate| rate > 0) else {
+            return Duration::ZERO;
+        };
+        let start = self
+            .sending_until
+            .get(&from)
+            .map_or(self.now, |&until| until.max(self.now));
+        let nanos = (len as u64).saturating_mul(1_000_000_000) / rate;
+        let until = start + Duration::from_nanos(nanos);
+        self.sending_until.insert(from, until);
+        until - self.now
     }
 
     fn act(&mut self, i: usize, action: Action) {
@@ -451,6 +475,7 @@ impl Net {
             }
             Action::Close { conn } => {
                 self.nodes[i].receive.remove(&conn);
+                self.sending_until.remove(&(i, conn));
                 if let Some(other) = self.links.remove(&(i, conn)) {
                     self.schedule(self.latency, Event::Closed(other.0, other.1));
                 }
@@ -492,6 +517,7 @@ impl Net {
             Event::Closed(i, conn) => {
                 if self.links.remove(&(i, conn)).is_some() {
                     self.nodes[i].receive.remove(&conn);
+                    self.sending_until.remove(&(i, conn));
                     self.nodes[i].session.handle_closed(now, conn);
                     self.drain(i);
                 }

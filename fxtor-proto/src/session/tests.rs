@@ -1,12 +1,13 @@
 //! Sessions exchanging torrents over the simulated network of [`super::testing`].
 
 use core::time::Duration;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use bytes::BytesMut;
 use proptest::prelude::*;
 
 use super::testing::{Content, Net};
+use super::torrent::PeerUpload;
 use super::*;
 use crate::create::TorrentVersion;
 use crate::magnet::MagnetLink;
@@ -1067,4 +1068,444 @@ proptest! {
         prop_assert!(status.num_peers <= 1);
         prop_assert!(status.num_have <= content.info.num_pieces());
     }
+}
+
+// ----- choking -----
+
+/// What `node`'s `torrent` does for its peer on `other` (found by address).
+fn upload_to(net: &Net, node: usize, torrent: TorrentId, other: usize) -> Option<PeerUpload> {
+    net.nodes[node].session.torrents[&torrent]
+        .peer_uploads()
+        .into_iter()
+        .find(|p| p.addr.ip() == net_ip(other))
+}
+
+/// Whether `node`'s `torrent` unchokes its peer on `other`.
+fn unchokes(net: &Net, node: usize, torrent: TorrentId, other: usize) -> bool {
+    upload_to(net, node, torrent, other).is_some_and(|p| !p.choked)
+}
+
+/// Payload `torrent` on `node` downloaded so far.
+fn downloaded(net: &Net, node: usize, torrent: TorrentId) -> u64 {
+    net.nodes[node]
+        .session
+        .status(net.now, torrent)
+        .unwrap()
+        .total_downloaded
+}
+
+/// A leecher on node 0 with `upload_slots` 2 (one regular, one optimistic) that has the
+/// first half of a 2 MiB torrent; node 1 has the second half and trades with it; nodes
+/// `2..2 + takers` have nothing and only take. Every connection carries 16 KiB/s, so the
+/// trade lasts about a minute.
+fn trading_swarm(takers: usize) -> (Net, Content, Vec<TorrentId>) {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 2048 * KIB)], 30);
+    let n = content.info.num_pieces();
+    let mut net = Net::new();
+    net.link_rate = Some(16 * KIB);
+    let mut config = Net::config(0);
+    config.upload_slots = 2;
+    net.add_node_with(config);
+    let first_half = (0..n / 2).map(PieceIndex);
+    let mut torrents = vec![net.add_torrent(0, content.params(), &content, first_half)];
+    net.add_node();
+    let mut params = content.params();
+    params.peers = vec![net.nodes[0].addr];
+    torrents.push(net.add_torrent(1, params, &content, (n / 2..n).map(PieceIndex)));
+    for _ in 0..takers {
+        let node = net.add_node();
+        torrents.push(net.add_leecher(node, &content, &[0]));
+    }
+    (net, content, torrents)
+}
+
+#[test]
+fn a_leecher_reciprocates_the_peer_that_uploads_to_it() {
+    let (mut net, _, t) = trading_swarm(2);
+    // Checking, connecting, and the first rechoke that knows the rates.
+    net.run_for(Duration::from_secs(12));
+    assert!(net.is_in(0, t[0], TorrentState::Downloading));
+    assert!(downloaded(&net, 0, t[0]) > 0, "node 1 uploads to node 0");
+    let mut takers_unchoked = [0; 2];
+    for _ in 0..40 {
+        net.run_for(Duration::from_secs(1));
+        for node in 1..4 {
+            let peer = upload_to(&net, 0, t[0], node).unwrap();
+            assert!(peer.interested, "node {node} wants the first half");
+        }
+        assert!(
+            unchokes(&net, 0, t[0], 1),
+            "the trading peer keeps its slot at {:?}",
+            net.now
+        );
+        let open: Vec<bool> = (2..4).map(|node| unchokes(&net, 0, t[0], node)).collect();
+        assert!(
+            !(open[0] && open[1]),
+            "the takers share the optimistic slot at {:?}",
+            net.now
+        );
+        for (count, open) in takers_unchoked.iter_mut().zip(open) {
+            *count += usize::from(open);
+        }
+    }
+    assert!(
+        net.is_in(0, t[0], TorrentState::Downloading),
+        "still trading"
+    );
+    // The optimistic slot went round: each taker got it for a while, not for good.
+    for (i, count) in takers_unchoked.iter().enumerate() {
+        assert!((1..40).contains(count), "taker {i}: {takers_unchoked:?}");
+    }
+    let sent = |node| upload_to(&net, 0, t[0], node).unwrap().uploaded;
+    assert!(sent(1) > sent(2) && sent(1) > sent(3));
+}
+
+#[test]
+fn the_optimistic_unchoke_reaches_a_choked_interested_peer() {
+    let (mut net, content, t) = trading_swarm(1);
+    net.run_for(Duration::from_secs(40));
+    // Both slots taken: the trading peer and the only taker.
+    assert!(unchokes(&net, 0, t[0], 1) && unchokes(&net, 0, t[0], 2));
+
+    // A newcomer finds the slots full and waits, interested.
+    let late = net.add_node();
+    let late_torrent = net.add_leecher(late, &content, &[0]);
+    net.run_for(Duration::from_secs(2));
+    let peer = upload_to(&net, 0, t[0], late).expect("connected");
+    assert!(peer.interested && peer.choked, "{peer:?}");
+
+    // At the latest when the taker's optimistic slot ends, the newcomer gets it.
+    let reached = net.run_until(Duration::from_secs(40), |net| {
+        unchokes(net, 0, t[0], late) && downloaded(net, late, late_torrent) > 0
+    });
+    assert!(reached, "the newcomer was never unchoked");
+    assert!(
+        unchokes(&net, 0, t[0], 1),
+        "the trading peer keeps its slot"
+    );
+    assert!(
+        !unchokes(&net, 0, t[0], 2),
+        "the slot moved from the old taker"
+    );
+}
+
+#[test]
+fn a_seed_with_fewer_slots_than_leechers_serves_them_all_in_turns() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 1024 * KIB)], 31);
+    let mut net = Net::new();
+    net.link_rate = Some(16 * KIB);
+    let mut config = Net::config(0);
+    config.upload_slots = 2;
+    net.add_node_with(config);
+    let seed = net.add_seed(0, &content);
+    let leechers: Vec<(usize, TorrentId)> = (1..=5)
+        .map(|_| {
+            let node = net.add_node();
+            (node, net.add_leecher(node, &content, &[0]))
+        })
+        .collect();
+    let mut most_unchoked = 0;
+    let mut waited = false;
+    let all_served = net.run_until(4 * MINUTE, |net| {
+        let peers = net.nodes[0].session.torrents[&seed].peer_uploads();
+        most_unchoked = most_unchoked.max(peers.iter().filter(|p| !p.choked).count());
+        waited |= peers.iter().any(|p| p.choked && p.interested);
+        leechers
+            .iter()
+            .all(|&(node, torrent)| downloaded(net, node, torrent) > 0)
+    });
+    assert!(all_served, "a leecher never got data");
+    assert!(waited, "some leecher waited for a slot");
+    assert_eq!(most_unchoked, 2, "never more unchoked than slots");
+    // Nobody had the seed to itself for long: a 1 MiB torrent at 16 KiB/s takes a
+    // minute, and all five were served before any was done.
+    assert!(leechers.iter().all(|&(node, torrent)| !net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+}
+
+/// A peer driven by hand against a session, checking what the session sends it.
+struct HandPeer {
+    conn: ConnectionId,
+    fast: bool,
+    inbox: BytesMut,
+    handshake_done: bool,
+    decoder: crate::wire::MessageDecoder,
+    /// Whether the session chokes it, as its messages say.
+    choked: bool,
+    /// Requests sent that may still be answered.
+    outstanding: HashSet<BlockRequest>,
+    /// Requests sent while choked, not rejected yet.
+    sent_while_choked: HashSet<BlockRequest>,
+    unchokes: usize,
+    pieces: usize,
+    /// Requests rejected when a choke took them back.
+    rejected_by_choke: usize,
+}
+
+impl HandPeer {
+    /// Takes bytes from the session and checks every message.
+    fn receive(&mut self, data: &[u8]) {
+        self.inbox.extend_from_slice(data);
+        if !self.handshake_done {
+            match Handshake::decode(&mut self.inbox).unwrap() {
+                Some(_) => self.handshake_done = true,
+                None => return,
+            }
+        }
+        while let Some(message) = self.decoder.decode(&mut self.inbox).unwrap() {
+            match message {
+                Message::Choke => {
+                    assert!(!self.choked, "choked twice");
+                    self.choked = true;
+                    if !self.fast {
+                        // BEP3: a choke drops every request.
+                        self.outstanding.clear();
+                    }
+                }
+                Message::Unchoke => {
+                    self.choked = false;
+                    self.unchokes += 1;
+                }
+                Message::Piece(block) => {
+                    assert!(!self.choked, "a block while choked (fast: {})", self.fast);
+                    assert!(self.outstanding.remove(&block.request()), "unasked block");
+                    self.pieces += 1;
+                }
+                Message::Reject(request) => {
+                    assert!(self.fast, "a reject without the fast extension");
+                    assert!(self.choked, "rejected while unchoked: {request:?}");
+                    assert!(self.outstanding.remove(&request), "unasked reject");
+                    if !self.sent_while_choked.remove(&request) {
+                        self.rejected_by_choke += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Requests for whole one-block pieces: up to four at a time while unchoked, and if
+    /// `late`, one while choked (as a peer that missed the choke would).
+    fn requests(&mut self, num_pieces: u32, late: bool) -> BytesMut {
+        let mut out = BytesMut::new();
+        let mut next = (0..num_pieces).map(|p| BlockRequest {
+            piece: PieceIndex(p),
+            offset: 0,
+            length: 16 * 1024,
+        });
+        if !self.choked {
+            while self.outstanding.len() < 4 {
+                let Some(request) = next.find(|r| !self.outstanding.contains(r)) else {
+                    break;
+                };
+                self.outstanding.insert(request);
+                Message::Request(request).encode(&mut out);
+            }
+        } else if late {
+            if let Some(request) = next.find(|r| !self.outstanding.contains(r)) {
+                if self.fast {
+                    self.outstanding.insert(request);
+                    self.sent_while_choked.insert(request);
+                }
+                Message::Request(request).encode(&mut out);
+            }
+        }
+        out
+    }
+}
+
+/// A seed of a torrent of one-block pieces, in a session with one upload slot (the
+/// optimistic one), and peers driven by hand. Disk reads complete at the next
+/// [`step`](Self::step), so that a choke finds some in flight.
+struct HandSeed {
+    content: Content,
+    session: Session,
+    store: super::testing::Store,
+    reads: Vec<DiskJob>,
+    peers: Vec<HandPeer>,
+    now: Instant,
+}
+
+impl HandSeed {
+    fn new() -> Self {
+        let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 128 * KIB)], 32);
+        let mut config = Net::config(0);
+        config.upload_slots = 1;
+        let now = Instant::ZERO;
+        let mut session = Session::new(now, config);
+        let mut store = super::testing::Store::default();
+        let mut params = content.params();
+        params.seed_mode = true;
+        let torrent = session.add_torrent(now, params).unwrap();
+        let n = content.info.num_pieces();
+        store.put(torrent, &content, (0..n).map(PieceIndex));
+        Self {
+            content,
+            session,
+            store,
+            reads: Vec::new(),
+            peers: Vec::new(),
+            now,
+        }
+    }
+
+    /// Connects a peer that has nothing, interested in our pieces or not; returns its index.
+    fn connect(&mut self, fast: bool, interested: bool) -> usize {
+        let index = self.peers.len();
+        let port = 1000 + index as u16;
+        let conn = self
+            .session
+            .handle_incoming(self.now, SocketAddr::new(net_ip(9), port))
+            .unwrap();
+        let mut opening = BytesMut::new();
+        let reserved = if fast {
+            ReservedBits::FAST
+        } else {
+            ReservedBits::NONE
+        };
+        Handshake {
+            reserved,
+            info_hash: self.content.info.info_hashes().best_v1_identifier(),
+            peer_id: crate::peer_id::PeerId([index as u8 + 1; 20]),
+        }
+        .encode(&mut opening);
+        if fast {
+            Message::HaveNone.encode(&mut opening);
+        }
+        self.peers.push(HandPeer {
+            conn,
+            fast,
+            inbox: BytesMut::new(),
+            handshake_done: false,
+            decoder: crate::wire::MessageDecoder::for_torrent(self.content.info.num_pieces()),
+            choked: true,
+            outstanding: HashSet::new(),
+            sent_while_choked: HashSet::new(),
+            unchokes: 0,
+            pieces: 0,
+            rejected_by_choke: 0,
+        });
+        self.send_bytes(index, opening);
+        if interested {
+            self.send(index, Message::Interested);
+        }
+        index
+    }
+
+    /// Hands a message from peer `index` to the session and passes on what follows.
+    fn send(&mut self, index: usize, message: Message) {
+        let mut bytes = BytesMut::new();
+        message.encode(&mut bytes);
+        self.send_bytes(index, bytes);
+    }
+
+    fn send_bytes(&mut self, index: usize, mut bytes: BytesMut) {
+        let conn = self.peers[index].conn;
+        self.session.handle_received(self.now, conn, &mut bytes);
+        self.deliver();
+    }
+
+    /// Passes what the session sends to its peers, keeps disk jobs for the next step.
+    fn deliver(&mut self) {
+        while let Some(t) = self.session.poll_transmit() {
+            if let Some(peer) = self.peers.iter_mut().find(|p| p.conn == t.conn) {
+                peer.receive(&t.data);
+                self.session.handle_sent(self.now, t.conn, t.data.len());
+            }
+        }
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Disk(job) => self.reads.push(job),
+                Action::Close { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        while self.session.poll_alert().is_some() {}
+    }
+
+    /// Moves time on by `by`: the reads asked for finish, and timers run.
+    fn step(&mut self, by: Duration) {
+        self.now += by;
+        for job in std::mem::take(&mut self.reads) {
+            let completion = self.store.run(job);
+            self.session.handle_disk(self.now, completion);
+        }
+        if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.session.handle_timeout(self.now);
+        }
+        self.deliver();
+    }
+
+    /// Whether the session unchokes peer `index`, as its messages say.
+    fn open(&self, index: usize) -> bool {
+        !self.peers[index].choked
+    }
+}
+
+#[test]
+fn a_choked_peer_gets_no_data() {
+    let mut seed = HandSeed::new();
+    let n = seed.content.info.num_pieces();
+    // With and without the fast extension; they take turns in the one slot.
+    seed.connect(true, true);
+    seed.connect(false, true);
+    for i in 0..3000u32 {
+        let late = i % 20 == 0;
+        for index in 0..2 {
+            let requests = seed.peers[index].requests(n, late);
+            if !requests.is_empty() {
+                seed.send_bytes(index, requests);
+            }
+        }
+        seed.step(Duration::from_millis(50));
+        assert!(
+            !(seed.open(0) && seed.open(1)),
+            "one slot, at {:?}",
+            seed.now
+        );
+    }
+    for peer in &seed.peers {
+        assert!(peer.pieces > 0, "fast {}: never served", peer.fast);
+        assert!(peer.unchokes >= 2, "fast {}: no turns", peer.fast);
+    }
+    let fast = &seed.peers[0];
+    assert!(
+        fast.sent_while_choked.is_empty(),
+        "every request sent while choked is rejected"
+    );
+    assert!(
+        fast.rejected_by_choke > 0,
+        "requests queued when the choke came are rejected"
+    );
+}
+
+#[test]
+fn interest_and_departures_rechoke_at_once() {
+    let mut seed = HandSeed::new();
+    let a = seed.connect(true, true);
+    assert!(seed.open(a), "a free slot is given at once");
+    let b = seed.connect(true, false);
+    seed.step(Duration::from_secs(2));
+    assert!(!seed.open(b));
+
+    // Interested while the slot is taken: it waits.
+    seed.send(b, Message::Interested);
+    assert!(seed.open(a) && !seed.open(b));
+    // The holder loses interest: the slot moves at once.
+    seed.step(Duration::from_secs(1));
+    seed.send(a, Message::NotInterested);
+    assert!(!seed.open(a) && seed.open(b));
+    seed.step(Duration::from_secs(1));
+    seed.send(a, Message::Interested);
+    assert!(!seed.open(a));
+
+    // The holder leaves: the slot is given again at once.
+    seed.step(Duration::from_secs(1));
+    let conn = seed.peers[b].conn;
+    seed.session.handle_closed(seed.now, conn);
+    seed.deliver();
+    assert!(seed.open(a));
 }

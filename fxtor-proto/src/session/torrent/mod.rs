@@ -9,8 +9,8 @@
 //!
 //! - [`peer`]: what the torrent keeps per peer.
 //! - [`download`]: availability, interest, requests, received blocks, hash checks, bans.
-//! - [`upload`]: serving requests from disk, and choking.
-//! - [`unchoke`]: the rule that picks the peers to unchoke.
+//! - [`upload`]: serving requests from disk.
+//! - [`unchoke`]: choking, decided by the torrent's [`Choker`].
 //! - [`assembly`]: the pieces held in memory.
 //! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
@@ -41,6 +41,7 @@ use super::{
     Action, AddTorrentParams, Alert, ConnectionId, DiskCompletion, DiskJobId, DiskJobKind,
     DiskResult, SessionError, TorrentId, TorrentSource, TorrentState, TorrentStatus, Transmit,
 };
+use crate::choker::Choker;
 use crate::magnet::PeerAddress;
 use crate::metainfo::{FileStorage, TorrentInfo};
 use crate::peer::{
@@ -57,7 +58,6 @@ use assembly::Assembly;
 use checking::Checking;
 use peer::{Peer, PeerHave};
 use trust::Trust;
-use unchoke::Unchoker;
 
 /// The client name we announce in the extension handshake.
 const CLIENT: &str = concat!("fxtor ", env!("CARGO_PKG_VERSION"));
@@ -159,14 +159,15 @@ pub(super) struct Torrent {
     refill: bool,
 
     jobs: BTreeMap<DiskJobId, Job>,
-    unchoker: Unchoker,
+    choker: Choker,
     totals: Totals,
 }
 
 impl Torrent {
-    /// A torrent from `params`, in its first state (no alert is posted for it).
+    /// A torrent from `params`, added at `_now`, in its first state (no alert is posted
+    /// for it). Nothing of a new torrent depends on the time yet.
     pub fn new(
-        now: Instant,
+        _now: Instant,
         id: TorrentId,
         params: AddTorrentParams,
         shared: &mut Shared,
@@ -259,7 +260,7 @@ impl Torrent {
             hungry: BTreeSet::new(),
             refill: false,
             jobs: BTreeMap::new(),
-            unchoker: Unchoker::new(now, shared.config.upload_slots),
+            choker: Self::new_choker(shared),
             totals: Totals::default(),
         };
         for addr in known {
@@ -317,6 +318,7 @@ impl Torrent {
         } else {
             torrent.natural_state()
         };
+        torrent.update_choker_mode();
         Ok(torrent)
     }
 
@@ -377,6 +379,7 @@ impl Torrent {
         }
         self.create_empty_files(shared);
         self.update_all_interest(now);
+        self.update_choker_mode();
         if to == TorrentState::Seeding {
             self.close_seeds(now);
         }
@@ -766,20 +769,22 @@ impl Torrent {
             return Err("the torrent has as many connections as allowed");
         }
         let connection = PeerConnection::incoming(now, self.peer_params(shared));
-        self.add_peer(conn, addr, connection);
+        self.add_peer(now, conn, addr, connection);
         shared.routes.insert(conn, Route::Torrent(self.id));
         Ok(())
     }
 
     fn add_peer(
         &mut self,
+        now: Instant,
         conn: ConnectionId,
         addr: SocketAddr,
         connection: PeerConnection,
     ) -> PeerKey {
         self.next_key = self.next_key.wrapping_add(1);
         let key = PeerKey(self.next_key);
-        self.peers.insert(key, Peer::new(conn, addr, connection));
+        self.peers
+            .insert(key, Peer::new(now, conn, addr, connection));
         self.by_conn.insert(conn, key);
         self.addrs.insert(addr);
         self.touch(key);
@@ -819,7 +824,7 @@ impl Torrent {
             PeerConnection::outgoing(now, self.wire_info_hash(), self.peer_params(shared));
         // `add_peer` inserts the address again.
         self.addrs.remove(&addr);
-        self.add_peer(conn, addr, connection);
+        self.add_peer(now, conn, addr, connection);
         self.flush(now, shared);
     }
 
@@ -992,8 +997,8 @@ impl Torrent {
             .values()
             .filter_map(|p| p.connection.poll_timeout())
             .min();
-        let unchoke = (!self.peers.is_empty()).then(|| self.unchoker.next_round());
-        [peers, unchoke, self.totals.next_report]
+        let rechoke = (!self.peers.is_empty()).then(|| self.choker.next_rechoke());
+        [peers, rechoke, self.totals.next_report]
             .into_iter()
             .flatten()
             .min()
@@ -1011,9 +1016,6 @@ impl Torrent {
                 peer.connection.handle_timeout(now);
             }
             self.touch(key);
-        }
-        if now >= self.unchoker.next_round() {
-            self.unchoke_round(now, shared);
         }
         if self.totals.next_report.is_some_and(|t| now >= t) {
             self.report_stats(now, shared);
@@ -1051,12 +1053,18 @@ impl Torrent {
         }
     }
 
-    /// Acts on every event of the touched peers and queues their bytes, until nothing is
-    /// left to do.
+    /// Acts on every event of the touched peers, rechokes if due, and queues the peers'
+    /// bytes, until nothing is left to do.
     fn flush(&mut self, now: Instant, shared: &mut Shared) {
         loop {
             while let Some(key) = self.dirty.pop() {
                 self.drain_peer(now, key, shared);
+            }
+            if self.rechoke_due(now) {
+                // A rechoke moves the next one past `now`; the peers it touched are
+                // drained on the next turn.
+                self.rechoke(now);
+                continue;
             }
             if !std::mem::take(&mut self.refill) {
                 break;
@@ -1103,10 +1111,10 @@ impl Torrent {
             | PeerEvent::AllowedFast(_)
             | PeerEvent::Choked
             | PeerEvent::Unchoked
-            | PeerEvent::NotInterested
             | PeerEvent::Snubbed
             | PeerEvent::Unsnubbed => {}
-            PeerEvent::Interested => self.on_peer_interested(now, key),
+            PeerEvent::Interested => self.on_peer_interested(key),
+            PeerEvent::NotInterested => self.on_peer_not_interested(key),
             PeerEvent::WantBlocks {
                 count,
                 allowed_fast_only,
@@ -1193,6 +1201,7 @@ impl Torrent {
         self.by_conn.remove(&peer.conn);
         self.addrs.remove(&peer.addr);
         self.hungry.remove(&key);
+        self.choker.peer_removed(key);
         shared.routes.remove(&peer.conn);
         if let Some(meta) = &mut self.meta {
             meta.picker.abort_peer(key);
@@ -1310,11 +1319,38 @@ fn file_priorities(files: &FileStorage, priorities: &[u8]) -> (Vec<u8>, Vec<Prio
     (per_file, pieces)
 }
 
+/// What a test sees of uploading to one established peer.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PeerUpload {
+    pub addr: SocketAddr,
+    /// We choke it.
+    pub choked: bool,
+    /// It is interested in our pieces.
+    pub interested: bool,
+    /// Piece data sent to it.
+    pub uploaded: u64,
+}
+
 #[cfg(test)]
 impl Torrent {
     /// Bytes of the pieces held in memory.
     pub fn piece_memory(&self) -> u64 {
         self.meta.as_ref().map_or(0, |m| m.pieces.bytes())
+    }
+
+    /// The established peers, as uploading to them stands.
+    pub fn peer_uploads(&self) -> Vec<PeerUpload> {
+        self.peers
+            .values()
+            .filter(|p| p.established)
+            .map(|p| PeerUpload {
+                addr: p.addr,
+                choked: p.connection.am_choking(),
+                interested: p.connection.peer_interested(),
+                uploaded: p.connection.stats().payload_uploaded,
+            })
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@ use core::net::SocketAddr;
 
 use crate::peer::PeerConnection;
 use crate::session::ConnectionId;
+use crate::time::Instant;
 use crate::wire::BlockRequest;
 use crate::PieceIndex;
 
@@ -154,10 +155,17 @@ pub(super) struct Peer {
     pub uploads: Uploads,
     /// Bytes handed to the driver for it and not reported sent.
     pub unsent: usize,
+    /// When the connection was made.
+    pub connected_at: Instant,
 }
 
 impl Peer {
-    pub fn new(conn: ConnectionId, addr: SocketAddr, connection: PeerConnection) -> Self {
+    pub fn new(
+        now: Instant,
+        conn: ConnectionId,
+        addr: SocketAddr,
+        connection: PeerConnection,
+    ) -> Self {
         Self {
             conn,
             addr,
@@ -169,6 +177,7 @@ impl Peer {
             transport_closed: false,
             uploads: Uploads::default(),
             unsent: 0,
+            connected_at: now,
         }
     }
 }

@@ -1,154 +1,161 @@
-//! Whom to unchoke: a plain rule standing in for a full choker.
+//! Choking: describing the torrent's peers to its [`Choker`] and applying its decisions.
 //!
-//! Every [`ROUND`] the interested peers are ranked by rate (how fast they send to us while
-//! we download, how fast we send to them while we seed) and the best `slots - 1` are
-//! unchoked, plus one optimistic unchoke chosen at random among the rest and kept for
-//! [`OPTIMISTIC_ROUNDS`] rounds, so newcomers get a chance to show their rate.
+//! The choker decides; this module measures and obeys. A rechoke runs at the end of an
+//! input ([`Torrent::flush`]) whenever [`Choker::next_rechoke`] is due: every rechoke
+//! interval, when an optimistic slot runs out, and early when something frees or wants a
+//! slot:
+//!
+//! - a peer that held a slot disconnects ([`Choker::peer_removed`]);
+//! - a choked peer becomes interested while fewer peers than there are slots are
+//!   unchoked, so it need not wait for the next regular rechoke;
+//! - an unchoked peer loses interest, so its slot goes to someone who wants it;
+//! - the torrent starts or stops downloading ([`Choker::set_seeding`]): while it
+//!   downloads, peers are reciprocated for what they send us; once it only uploads, the
+//!   slots go round in turns.
+//!
+//! Each decision is applied with [`PeerConnection::set_choking`](crate::peer::PeerConnection::set_choking).
+//! Choking a peer drops the requests it has queued (with the fast extension it gets a
+//! `reject` for each), and a block read for a dropped request is not sent, so a choked
+//! peer gets no piece data.
 
-use std::collections::BTreeSet;
-
-use core::time::Duration;
-
+use super::{Shared, Torrent};
+use crate::choker::{ChokeCandidate, Choker, ChokerConfig};
 use crate::picker::PeerKey;
-use crate::session::rng::Rng;
+use crate::session::SessionConfig;
 use crate::time::Instant;
 
-/// How often the unchoked set is chosen again.
-pub(super) const ROUND: Duration = Duration::from_secs(10);
-
-/// How many rounds an optimistic unchoke lasts.
-pub(super) const OPTIMISTIC_ROUNDS: u32 = 3;
-
-/// A peer as the rule sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Candidate {
-    pub key: PeerKey,
-    /// Whether it is interested in our pieces (only those are unchoked).
-    pub interested: bool,
-    /// Its rate, bytes per second.
-    pub rate: u64,
+/// The choker settings of a session's torrents:
+/// [`upload_slots`](SessionConfig::upload_slots) peers unchoked at once, one of them
+/// optimistically (none with 0 slots), the other choker settings at their defaults.
+pub(super) fn choker_config(config: &SessionConfig) -> ChokerConfig {
+    let optimistic_slots = config.upload_slots.min(1);
+    ChokerConfig {
+        upload_slots: config.upload_slots.saturating_sub(optimistic_slots),
+        optimistic_slots,
+        ..ChokerConfig::default()
+    }
 }
 
-/// The unchoke rule's state.
-#[derive(Debug)]
-pub(super) struct Unchoker {
-    slots: usize,
-    next_round: Instant,
-    optimistic: Option<PeerKey>,
-    optimistic_rounds: u32,
-}
-
-impl Unchoker {
-    /// A rule with `slots` upload slots (the optimistic one included).
-    pub fn new(now: Instant, slots: usize) -> Self {
-        Self {
-            slots,
-            next_round: now + ROUND,
-            optimistic: None,
-            optimistic_rounds: 0,
-        }
+impl Torrent {
+    /// A choker for a new torrent, its randomness drawn from the session's.
+    pub(super) fn new_choker(shared: &mut Shared) -> Choker {
+        Choker::new(choker_config(&shared.config), shared.rng.next_u64())
     }
 
-    /// How many peers may be unchoked at once.
-    pub fn slots(&self) -> usize {
-        self.slots
+    /// Tells the choker whether the torrent downloads (peers are reciprocated) or only
+    /// uploads (peers take turns).
+    pub(super) fn update_choker_mode(&mut self) {
+        let seeding = self.uploading_allowed() && !self.is_downloading();
+        self.choker.set_seeding(seeding);
     }
 
-    /// When the next round is due.
-    pub fn next_round(&self) -> Instant {
-        self.next_round
+    /// Whether a rechoke is due at `now`.
+    pub(super) fn rechoke_due(&self, now: Instant) -> bool {
+        !self.peers.is_empty() && self.choker.next_rechoke() <= now
     }
 
-    /// Chooses the peers to unchoke now; every other peer is choked.
-    pub fn round(
-        &mut self,
-        now: Instant,
-        candidates: &[Candidate],
-        rng: &mut Rng,
-    ) -> BTreeSet<PeerKey> {
-        self.next_round = now + ROUND;
-        let mut interested: Vec<&Candidate> = candidates.iter().filter(|c| c.interested).collect();
-        if interested.len() <= self.slots {
-            self.optimistic = None;
-            return interested.iter().map(|c| c.key).collect();
-        }
-        // Fastest first; equal rates by key, so the order is reproducible.
-        interested.sort_by(|a, b| b.rate.cmp(&a.rate).then(a.key.cmp(&b.key)));
-        let regular = self.slots.saturating_sub(1);
-        let mut chosen: BTreeSet<PeerKey> = interested[..regular].iter().map(|c| c.key).collect();
-        if self.slots == 0 {
-            return chosen;
-        }
-        let rest: Vec<PeerKey> = interested[regular..].iter().map(|c| c.key).collect();
-        self.optimistic_rounds += 1;
-        let keep = self
-            .optimistic
-            .filter(|key| rest.contains(key) && self.optimistic_rounds < OPTIMISTIC_ROUNDS);
-        let optimistic = match keep {
-            Some(key) => key,
-            None => {
-                self.optimistic_rounds = 0;
-                rest[rng.below(rest.len())]
+    /// Describes every established peer to the choker and applies what it decides.
+    pub(super) fn rechoke(&mut self, now: Instant) {
+        let candidates = self.choke_candidates();
+        let decision = self.choker.rechoke(now, &candidates);
+        let changes = decision
+            .unchoke
+            .into_iter()
+            .map(|key| (key, false))
+            .chain(decision.choke.into_iter().map(|key| (key, true)));
+        for (key, choke) in changes {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.connection.set_choking(now, choke);
             }
-        };
-        self.optimistic = Some(optimistic);
-        chosen.insert(optimistic);
-        chosen
+            self.touch(key);
+        }
+    }
+
+    /// The peers a rechoke chooses among: those whose handshake is done and whose
+    /// connection is open. While nothing may be served, none counts as interested, so any
+    /// unchoked peer is choked.
+    fn choke_candidates(&self) -> Vec<ChokeCandidate> {
+        let serving = self.uploading_allowed();
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.established && !p.connection.is_closed())
+            .map(|(&key, p)| {
+                let stats = p.connection.stats();
+                ChokeCandidate {
+                    key,
+                    interested: serving && p.connection.peer_interested(),
+                    is_choked: p.connection.am_choking(),
+                    download_rate: stats.download_rate,
+                    upload_rate: stats.upload_rate,
+                    uploaded: stats.payload_uploaded,
+                    is_snubbed: p.connection.is_snubbed(),
+                    connected_at: p.connected_at,
+                    // Every open connection may get the optimistic slot: the peers that
+                    // could not use it are the ones not interested.
+                    optimistic_eligible: true,
+                }
+            })
+            .collect()
+    }
+
+    /// How many established peers we unchoke.
+    fn unchoked_count(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.established && !p.connection.am_choking())
+            .count()
+    }
+
+    /// A peer became interested: if it is choked and a slot is free, rechoke now rather
+    /// than at the next regular time.
+    pub(super) fn on_peer_interested(&mut self, key: PeerKey) {
+        if !self.uploading_allowed() {
+            return;
+        }
+        let choked = self
+            .peers
+            .get(&key)
+            .is_some_and(|p| p.connection.am_choking());
+        if choked && self.unchoked_count() < self.choker.config().total_slots() {
+            self.choker.request_rechoke();
+        }
+    }
+
+    /// A peer lost interest: if we unchoke it, rechoke now, so that its slot goes to a
+    /// peer that wants it.
+    pub(super) fn on_peer_not_interested(&mut self, key: PeerKey) {
+        let unchoked = self
+            .peers
+            .get(&key)
+            .is_some_and(|p| !p.connection.am_choking());
+        if unchoked {
+            self.choker.request_rechoke();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer_id::PeerId;
 
-    fn candidates(rates: &[(u32, bool, u64)]) -> Vec<Candidate> {
-        rates
-            .iter()
-            .map(|&(k, interested, rate)| Candidate {
-                key: PeerKey(k),
-                interested,
-                rate,
-            })
-            .collect()
+    fn slots(upload_slots: usize) -> (usize, usize) {
+        let mut config = SessionConfig::new(PeerId([0; 20]));
+        config.upload_slots = upload_slots;
+        let choker = choker_config(&config);
+        assert_eq!(choker.total_slots(), upload_slots);
+        (choker.upload_slots, choker.optimistic_slots)
     }
 
     #[test]
-    fn fewer_interested_than_slots_all_unchoked() {
-        let mut u = Unchoker::new(Instant::ZERO, 3);
-        let set = u.round(
-            Instant::ZERO,
-            &candidates(&[(1, true, 0), (2, false, 100), (3, true, 5)]),
-            &mut Rng::new(1),
-        );
-        assert_eq!(set, [PeerKey(1), PeerKey(3)].into());
-        assert_eq!(u.next_round(), Instant::ZERO + ROUND);
-    }
-
-    #[test]
-    fn best_rates_plus_a_rotating_optimistic() {
-        let mut u = Unchoker::new(Instant::ZERO, 3);
-        let mut rng = Rng::new(7);
-        let peers = candidates(&[
-            (1, true, 10),
-            (2, true, 500),
-            (3, true, 400),
-            (4, true, 1),
-            (5, true, 2),
-            (6, true, 3),
-        ]);
-        let mut optimistic_seen = BTreeSet::new();
-        let mut now = Instant::ZERO;
-        for round in 0..30 {
-            let set = u.round(now, &peers, &mut rng);
-            assert_eq!(set.len(), 3);
-            assert!(set.contains(&PeerKey(2)) && set.contains(&PeerKey(3)));
-            let optimistic = *set.iter().find(|k| k.0 != 2 && k.0 != 3).unwrap();
-            if round % OPTIMISTIC_ROUNDS as usize != 0 {
-                assert!(optimistic_seen.contains(&optimistic));
-            }
-            optimistic_seen.insert(optimistic);
-            now = u.next_round();
-        }
-        assert!(optimistic_seen.len() > 1, "the optimistic slot rotates");
+    fn upload_slots_include_one_optimistic() {
+        assert_eq!(slots(8), (7, 1));
+        assert_eq!(slots(2), (1, 1));
+        assert_eq!(slots(1), (0, 1));
+        assert_eq!(slots(0), (0, 0));
+        let defaults = ChokerConfig::default();
+        let mapped = choker_config(&SessionConfig::new(PeerId([0; 20])));
+        assert_eq!(mapped.rechoke_interval, defaults.rechoke_interval);
+        assert!(!mapped.seeding);
     }
 }

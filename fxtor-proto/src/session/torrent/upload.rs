@@ -1,7 +1,6 @@
 //! Uploading: serving the blocks peers ask for from disk, with bounded reads and unsent
-//! bytes per peer, and choosing whom to unchoke.
+//! bytes per peer.
 
-use super::unchoke::Candidate;
 use super::{Job, Shared, Torrent};
 use crate::picker::PeerKey;
 use crate::session::{DiskJobKind, DiskResult, TorrentState};
@@ -118,64 +117,5 @@ impl Torrent {
         }
         self.touch(key);
         self.pump_uploads(key, shared);
-    }
-
-    // ----- choking -----
-
-    /// A peer became interested: unchoke it at once if a slot is free (the next round
-    /// decides otherwise).
-    pub(super) fn on_peer_interested(&mut self, now: Instant, key: PeerKey) {
-        if !self.uploading_allowed() {
-            return;
-        }
-        let unchoked = self
-            .peers
-            .values()
-            .filter(|p| !p.connection.am_choking())
-            .count();
-        if unchoked >= self.unchoker.slots() {
-            return;
-        }
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.connection.set_choking(now, false);
-        }
-        self.touch(key);
-    }
-
-    /// Chooses the unchoked peers again.
-    pub(super) fn unchoke_round(&mut self, now: Instant, shared: &mut Shared) {
-        let downloading = self.is_downloading();
-        let candidates: Vec<Candidate> = if self.uploading_allowed() {
-            self.peers
-                .iter()
-                .filter(|(_, p)| p.established)
-                .map(|(&key, p)| {
-                    let stats = p.connection.stats();
-                    Candidate {
-                        key,
-                        interested: p.connection.peer_interested(),
-                        rate: if downloading {
-                            stats.download_rate
-                        } else {
-                            stats.upload_rate
-                        },
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let unchoked = self.unchoker.round(now, &candidates, &mut shared.rng);
-        let mut changed = Vec::new();
-        for (key, peer) in &mut self.peers {
-            let choke = !unchoked.contains(key);
-            if peer.connection.am_choking() != choke {
-                peer.connection.set_choking(now, choke);
-                changed.push(*key);
-            }
-        }
-        for key in changed {
-            self.touch(key);
-        }
     }
 }
