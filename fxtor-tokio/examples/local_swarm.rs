@@ -43,7 +43,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         contents.push((path, data));
     }
     let mut hasher = builder.into_hasher()?;
-    for (_, data) in &contents {
+    // The hasher takes the files in its own order (a v2 file tree sorts them by path).
+    let order: Vec<String> = hasher.files().iter().map(|f| f.path.join("/")).collect();
+    for path in &order {
+        let (_, data) = contents.iter().find(|(p, _)| p == path).ok_or("a file went missing")?;
         hasher.update(data)?;
     }
     let info = TorrentInfo::from_bytes(&hasher.finish()?.bytes)?;
