@@ -286,6 +286,11 @@ fn same_seed_same_trace_and_different_seeds_differ() {
     assert_ne!(a.trace, c.trace);
 }
 
+/// The address of a node, as its peers see it.
+fn ip_of(net: &Network, node: usize) -> core::net::IpAddr {
+    net.nodes[node].addr.ip()
+}
+
 #[test]
 fn a_transfer_takes_what_the_link_allows() {
     // 1 MiB over a 256 KiB/s link of 20 ms: 4 s of serialisation, plus a few round trips
@@ -345,6 +350,86 @@ fn an_upload_is_shared_fairly() {
     }
     let apart = times[0].abs_diff(times[1]);
     assert!(apart <= Duration::from_millis(300), "{apart:?} apart");
+}
+
+#[test]
+fn a_peer_sending_corrupt_blocks_is_banned_and_the_swarm_completes() {
+    let layout = Layout {
+        size: 2 * MIB,
+        ..Layout::new(2)
+    };
+    let mut swarm = Swarm::new(layout);
+    // Node 1 seeds too, but every block it reads comes out with a flipped byte.
+    let liar = swarm.add_node(&layout, 2 * MIB);
+    let torrent = swarm.net.add_seed(liar, &swarm.content);
+    swarm.torrents[liar] = Some(torrent);
+    let all = (0..swarm.content.info.num_pieces()).map(PieceIndex);
+    swarm.net.nodes[liar]
+        .store
+        .torrents
+        .get_mut(&torrent)
+        .unwrap()
+        .corrupt = all.collect();
+    swarm.add_leechers(&layout, 8, 3);
+    for &leecher in &swarm.leechers.clone() {
+        let addr = swarm.net.nodes[liar].addr;
+        swarm.net.with(leecher, |s, now| {
+            s.connect_peer(now, TorrentId(0), addr).unwrap()
+        });
+    }
+    assert!(swarm.run_until_complete(Duration::from_secs(300)));
+    swarm.assert_bytes_correct();
+    swarm.assert_no_pieces_while_choked();
+
+    let liar_ip = ip_of(&swarm.net, liar);
+    let mut banned_by = 0;
+    let mut failed = 0;
+    let mut failed_after_ban = 0;
+    for &leecher in &swarm.leechers {
+        failed += swarm.alerts_of(leecher, |a| matches!(a, Alert::HashFailed { .. }));
+        let banned = swarm.net.nodes[leecher]
+            .saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == liar_ip));
+        let pieces_from_liar = swarm.net.wire(liar, leecher).count(MessageId::Piece);
+        if pieces_from_liar > 0 {
+            assert!(
+                banned,
+                "node {leecher} took {pieces_from_liar} bad blocks and kept the peer"
+            );
+        }
+        banned_by += usize::from(banned);
+        // Nobody honest is banned.
+        assert!(
+            !swarm.net.nodes[leecher]
+                .saw(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() != liar_ip)),
+            "node {leecher} banned an honest peer"
+        );
+        // Once banned, the liar is neither dialled nor accepted again.
+        if let Some(at) = swarm.net.nodes[leecher]
+            .first_time(|a| matches!(a, Alert::PeerBanned { addr, .. } if addr.ip() == liar_ip))
+        {
+            let node = &swarm.net.nodes[leecher];
+            let reconnected = node.alerts.iter().zip(&node.alert_times).any(|(a, t)| {
+                *t > at && matches!(a, Alert::PeerConnected { addr, .. } if addr.ip() == liar_ip)
+            });
+            assert!(
+                !reconnected,
+                "node {leecher} connected to the liar after banning it"
+            );
+            failed_after_ban += node
+                .alerts
+                .iter()
+                .zip(&node.alert_times)
+                .filter(|(a, t)| **t > at && matches!(a, Alert::HashFailed { .. }))
+                .count();
+        }
+    }
+    println!(
+        "corrupt peer: banned by {banned_by} of {} leechers; {failed} failed pieces, \
+         {failed_after_ban} of them after the ban (blocks taken before it); {}",
+        swarm.leechers.len(),
+        summary(&swarm.completion_times())
+    );
+    assert!(banned_by >= 1);
 }
 
 #[test]
