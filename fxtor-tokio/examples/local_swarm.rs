@@ -46,7 +46,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // The hasher takes the files in its own order (a v2 file tree sorts them by path).
     let order: Vec<String> = hasher.files().iter().map(|f| f.path.join("/")).collect();
     for path in &order {
-        let (_, data) = contents.iter().find(|(p, _)| p == path).ok_or("a file went missing")?;
+        let (_, data) = contents
+            .iter()
+            .find(|(p, _)| p == path)
+            .ok_or("a file went missing")?;
         hasher.update(data)?;
     }
     let info = TorrentInfo::from_bytes(&hasher.finish()?.bytes)?;

@@ -23,6 +23,8 @@ mod disk;
 mod params;
 pub(crate) mod rng;
 mod shared;
+#[cfg(test)]
+mod sim_tests;
 mod status;
 #[cfg(test)]
 pub(crate) mod testing;

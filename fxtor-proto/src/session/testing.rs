@@ -1,16 +1,25 @@
-//! Test support: sessions wired to each other through an in-memory network, in virtual
-//! time, with in-memory disks.
+//! Test support: a deterministic swarm simulator. Sessions exchange bytes through an
+//! in-memory network in virtual time, with in-memory disks.
 //!
-//! [`Net`] holds [`Node`]s, each a [`Session`] with an address and a [`Store`]. Whatever a
-//! session hands out is carried out by the net: bytes of a connection arrive at the other
-//! end after [`Net::latency`] (and are reported sent to the sender then), each direction of
-//! a connection carrying at most [`Net::link_rate`] bytes a second if set, `Connect` reaches
-//! the node listening at that address (its `handle_incoming`), `Close` ends the other side
-//! after the latency, and disk jobs run on the node's [`Store`], which verifies a piece
-//! with its [`PieceCheck`](crate::verify::PieceCheck) before keeping it, and answers after
-//! [`Net::disk_latency`]. Time only moves to the next event or session timeout, so a run
-//! is exact and repeatable. A swarm simulator with loss and hostile peers can grow from
-//! here.
+//! A [`Network`] holds [`Node`]s, each a [`Session`] with an address, a [`Store`] (its
+//! disk, which verifies a piece with its [`PieceCheck`](crate::verify::PieceCheck) before
+//! keeping it and answers after [`Network::disk_latency`]), an optional upload capacity
+//! shared fairly by its connections, and a [`Behaviour`] (honest, or one of a few hostile
+//! ones). Whatever a session hands out is carried out by the network:
+//!
+//! - bytes of a connection go through the sender's upload, then over the [`Link`] between
+//!   the two nodes (latency, bandwidth serialised per direction, and loss, which for a
+//!   TCP stream shows as a retransmission delay of the chunk and of everything behind it);
+//!   the sender is told they are sent once the link has serialised them;
+//! - `Connect` reaches the node listening at that address (its `handle_incoming`) and is
+//!   reported connected a round trip later; `Close` ends the other side after the bytes
+//!   already handed out;
+//! - every message is counted per pair of nodes ([`WireCounts`]), and every alert is
+//!   folded into a [`Trace`].
+//!
+//! Time only moves to the next event or session timeout, and every random choice comes
+//! from the network's seed, so a run is exact and repeatable: the same seed gives the same
+//! trace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,6 +37,7 @@ use crate::metainfo::TorrentInfo;
 use crate::peer_id::PeerId;
 use crate::session::rng::Rng;
 use crate::time::Instant;
+use crate::wire::MessageId;
 use crate::PieceIndex;
 
 /// A torrent and its content: the files laid end to end as its pieces cover them (pad
@@ -229,7 +239,252 @@ impl Store {
     }
 }
 
-/// A session on the net.
+/// What a node does with the connections it has, beyond what its session says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behaviour {
+    /// Everything its session hands out is carried out.
+    Honest,
+    /// Accepts connections and reads from them, but never sends a byte nor closes one;
+    /// its session is never told of them.
+    BlackHole,
+    /// Its session runs, but only the first `n` bytes it sends on each connection get
+    /// through (below 68, its handshake never completes).
+    Truncate(usize),
+    /// Its session runs, but after its first `unchoke` on a connection nothing more it
+    /// sends gets through, keep-alives included: a peer that stalls with requests
+    /// outstanding.
+    StallAfterUnchoke,
+}
+
+/// One direction of the path between two nodes. The path of a connection is the link
+/// from the sender's node to the receiver's node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Link {
+    /// One-way propagation delay.
+    pub latency: Duration,
+    /// Bytes per second of each connection in this direction (`None`: unlimited). Bytes
+    /// are serialised one chunk after the other, so a connection's chunks queue behind
+    /// each other.
+    pub bandwidth: Option<u64>,
+    /// The chance that a segment of [`SEGMENT`] bytes is lost. The stream being TCP, a
+    /// loss shows as delay: the chunk holding the segment arrives [`Link::rto`] later per
+    /// lost segment, and nothing after it on the connection arrives before it.
+    pub loss: f64,
+}
+
+/// The size of a TCP segment, for drawing losses.
+pub(crate) const SEGMENT: usize = 1460;
+
+/// The most bytes a node's upload hands to one connection before serving the next.
+const UPLOAD_QUANTUM: usize = 16 * 1024;
+
+impl Link {
+    /// A link with this latency, unlimited and lossless.
+    pub const fn new(latency: Duration) -> Self {
+        Self {
+            latency,
+            bandwidth: None,
+            loss: 0.0,
+        }
+    }
+
+    /// The same link limited to `bytes_per_second`.
+    pub fn with_bandwidth(self, bytes_per_second: u64) -> Self {
+        Self {
+            bandwidth: Some(bytes_per_second),
+            ..self
+        }
+    }
+
+    /// The same link losing `loss` of its segments.
+    pub fn with_loss(self, loss: f64) -> Self {
+        Self { loss, ..self }
+    }
+
+    /// How long a lost segment delays its chunk: a retransmission timeout of twice the
+    /// round trip, at least 200 ms (Linux's least RTO).
+    pub fn rto(&self) -> Duration {
+        (self.latency * 4).max(Duration::from_millis(200))
+    }
+}
+
+/// The messages one node sent another, over all their connections, as they went onto
+/// the wire (what a node's [`Behaviour`] held back is not counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WireCounts {
+    /// Messages by id.
+    pub messages: BTreeMap<u8, u64>,
+    /// Keep-alives (messages without an id).
+    pub keep_alives: u64,
+    /// `piece` messages sent while the receiver was choked. BEP3 forbids them, and BEP6
+    /// allows them only for allowed-fast pieces, which the session never grants.
+    pub pieces_while_choked: u64,
+    /// Bytes that arrived.
+    pub bytes_delivered: u64,
+}
+
+impl WireCounts {
+    /// How many messages of this kind were sent.
+    pub fn count(&self, id: MessageId) -> u64 {
+        self.messages.get(&(id as u8)).copied().unwrap_or(0)
+    }
+}
+
+/// Follows one direction of a connection message by message (it reads the headers and
+/// skips the bodies), counts what goes through, and holds back what the sender's
+/// [`Behaviour`] keeps from the wire.
+#[derive(Debug)]
+struct Tap {
+    /// Bytes of the handshake still to come.
+    handshake_left: usize,
+    /// The length prefix and id of the message being read.
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the current message's body still to come.
+    body_left: usize,
+    /// The receiver is choked by the sender, as far as the stream says.
+    choked: bool,
+    /// Bytes let through so far.
+    passed: usize,
+    /// Nothing more gets through.
+    muted: bool,
+    behaviour: Behaviour,
+}
+
+impl Tap {
+    fn new(behaviour: Behaviour) -> Self {
+        Self {
+            handshake_left: crate::wire::Handshake::LEN,
+            header: [0; 5],
+            header_len: 0,
+            body_left: 0,
+            choked: true,
+            passed: 0,
+            muted: behaviour == Behaviour::BlackHole,
+            behaviour,
+        }
+    }
+
+    /// The bytes of `data` that get through.
+    fn pass(&mut self, data: Bytes, counts: &mut WireCounts) -> Bytes {
+        let mut kept: Vec<core::ops::Range<usize>> = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            if let Behaviour::Truncate(n) = self.behaviour {
+                self.muted |= self.passed >= n;
+            }
+            let rest = data.len() - at;
+            let letting_through = !self.muted;
+            let mut mute_after = false;
+            let take = if self.handshake_left > 0 {
+                let take = self.handshake_left.min(rest);
+                self.handshake_left -= take;
+                take
+            } else if self.body_left > 0 {
+                let take = self.body_left.min(rest);
+                self.body_left -= take;
+                take
+            } else {
+                // The header, a byte at a time.
+                self.header[self.header_len] = data[at];
+                self.header_len += 1;
+                let len = u32::from_be_bytes([
+                    self.header[0],
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                ]) as usize;
+                if self.header_len == 4 && len == 0 {
+                    self.header_len = 0;
+                    if letting_through {
+                        counts.keep_alives += 1;
+                    }
+                } else if self.header_len == 5 {
+                    self.header_len = 0;
+                    self.body_left = len - 1;
+                    let id = self.header[4];
+                    if letting_through {
+                        mute_after = self.on_message(id, counts);
+                    }
+                }
+                1
+            };
+            if letting_through {
+                let allowed = match self.behaviour {
+                    Behaviour::Truncate(n) => take.min(n.saturating_sub(self.passed)),
+                    _ => take,
+                };
+                if allowed > 0 {
+                    match kept.last_mut() {
+                        Some(last) if last.end == at => last.end += allowed,
+                        _ => kept.push(at..at + allowed),
+                    }
+                    self.passed += allowed;
+                }
+            }
+            self.muted |= mute_after;
+            at += take;
+        }
+        match kept.as_slice() {
+            [only] if *only == (0..data.len()) => data,
+            _ => {
+                let mut out = BytesMut::new();
+                for range in kept {
+                    out.extend_from_slice(&data[range]);
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// A message with this id goes onto the wire; returns whether the stream is muted
+    /// after it.
+    fn on_message(&mut self, id: u8, counts: &mut WireCounts) -> bool {
+        *counts.messages.entry(id).or_default() += 1;
+        match MessageId::from_u8(id) {
+            Some(MessageId::Choke) => self.choked = true,
+            Some(MessageId::Unchoke) => {
+                self.choked = false;
+                return self.behaviour == Behaviour::StallAfterUnchoke;
+            }
+            Some(MessageId::Piece) if self.choked => counts.pieces_while_choked += 1,
+            _ => {}
+        }
+        false
+    }
+}
+
+/// A connection's end: a node and the id the node knows the connection by.
+type End = (usize, ConnectionId);
+
+/// One direction of a connection, named by its sending end.
+#[derive(Debug)]
+struct Stream {
+    /// The receiving end.
+    to: End,
+    tap: Tap,
+    /// Bytes waiting for the sender's upload (with an upload limit only).
+    queue: std::collections::VecDeque<Bytes>,
+    /// When the link is done serialising what it was given.
+    link_free: Instant,
+    /// When the last chunk arrives (nothing later on the stream arrives before it).
+    last_arrival: Instant,
+    /// The sender closed the connection: once its queue is out, the receiver is told.
+    closing: bool,
+}
+
+/// A node's upload, shared fairly by its connections.
+#[derive(Debug, Default)]
+struct Upload {
+    /// A chunk is being serialised.
+    busy: bool,
+    /// Connections with queued bytes.
+    waiting: BTreeSet<ConnectionId>,
+    /// The connection served last (the next one after it goes next).
+    last: Option<ConnectionId>,
+}
+
+/// A session on the network.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub session: Session,
@@ -238,7 +493,17 @@ pub(crate) struct Node {
     pub alerts: Vec<Alert>,
     /// Whether it accepts connections.
     pub listening: bool,
+    /// What it does beyond what its session says.
+    pub behaviour: Behaviour,
+    /// Its upload capacity in bytes per second, shared fairly by its connections (`None`:
+    /// unlimited).
+    pub upload: Option<u64>,
+    /// When each alert was posted, alongside [`Node::alerts`].
+    pub alert_times: Vec<Instant>,
     receive: BTreeMap<ConnectionId, BytesMut>,
+    upload_state: Upload,
+    /// Ids for the connections a [`Behaviour::BlackHole`] accepts.
+    next_hole: u64,
 }
 
 impl Node {
@@ -268,73 +533,153 @@ impl Node {
     pub fn saw(&self, f: impl Fn(&Alert) -> bool) -> bool {
         self.alerts.iter().any(f)
     }
+
+    /// When the first alert matching `f` was posted.
+    pub fn first_time(&self, f: impl Fn(&Alert) -> bool) -> Option<Instant> {
+        let i = self.alerts.iter().position(f)?;
+        self.alert_times.get(i).copied()
+    }
 }
 
 #[derive(Debug)]
 enum Event {
-    /// Bytes arrive at `to`; the sender `from` learns they were sent.
+    /// Bytes arrive at an end.
     Deliver {
-        to: (usize, ConnectionId),
-        from: (usize, ConnectionId),
+        to: End,
         data: Bytes,
     },
-    Connected(usize, ConnectionId),
-    ConnectFailed(usize, ConnectionId),
-    Closed(usize, ConnectionId),
+    /// The sender's bytes are on the wire.
+    Sent {
+        from: End,
+        len: usize,
+    },
+    /// A node's upload finished a chunk.
+    UploadFree(usize),
+    Connected(End),
+    ConnectFailed(End),
+    Closed(End),
     Disk(usize, DiskCompletion),
+}
+
+/// A running hash of every alert of a run with its time and node: two runs that posted
+/// the same alerts at the same times have the same trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub hash: u64,
+    pub alerts: usize,
+}
+
+impl Trace {
+    const EMPTY: Self = Self {
+        hash: 0xcbf2_9ce4_8422_2325,
+        alerts: 0,
+    };
+
+    fn record(&mut self, now: Instant, node: usize, alert: &Alert) {
+        let text = format!("{:?} {node} {alert:?}", now.since_epoch());
+        // FNV-1a.
+        for b in text.bytes() {
+            self.hash ^= u64::from(b);
+            self.hash = self.hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.alerts += 1;
+    }
 }
 
 /// The simulated network; see the [module documentation](self).
 #[derive(Debug)]
-pub(crate) struct Net {
+pub(crate) struct Network {
     pub now: Instant,
     pub nodes: Vec<Node>,
-    /// One-way delay of every connection.
-    pub latency: Duration,
+    /// The link between nodes without one of their own.
+    pub default_link: Link,
     /// How long a disk job takes.
     pub disk_latency: Duration,
-    /// The most bytes a second each direction of a connection carries (`None`: no limit).
-    /// Bytes wait for the ones sent before them on the same connection.
-    pub link_rate: Option<u64>,
-    /// When each end of a connection is done sending what it was given.
-    sending_until: BTreeMap<(usize, ConnectionId), Instant>,
-    /// Each end of each connection, to the other end.
-    links: BTreeMap<(usize, ConnectionId), (usize, ConnectionId)>,
+    /// Links between particular nodes, by (sender, receiver).
+    links: BTreeMap<(usize, usize), Link>,
+    /// Each open end of each connection, to the other end.
+    ends: BTreeMap<End, End>,
+    /// Each direction of each connection, by its sending end.
+    streams: BTreeMap<End, Stream>,
+    /// What each node sent each other node, by (sender, receiver).
+    wire: BTreeMap<(usize, usize), WireCounts>,
     events: BTreeMap<(Instant, u64), Event>,
     seq: u64,
+    seed: u64,
+    /// Draws the losses.
+    rng: Rng,
+    trace: Trace,
+    /// Each node's next timeout, as of the last time its session was called.
+    timeouts: Vec<Option<Instant>>,
 }
 
-impl Net {
+/// The name the session tests use.
+pub(crate) type Net = Network;
+
+/// The time to serialise `len` bytes at `rate` bytes per second.
+fn serialisation(len: usize, rate: Option<u64>) -> Duration {
+    match rate {
+        Some(rate) if rate > 0 => {
+            let nanos = len as u128 * 1_000_000_000 / u128::from(rate);
+            Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+impl Network {
+    /// A network with seed 0, links of 10 ms.
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// A network whose every random choice (losses, the nodes' session seeds and peer
+    /// ids) comes from `seed`.
+    pub fn with_seed(seed: u64) -> Self {
         Self {
             now: Instant::ZERO,
             nodes: Vec::new(),
-            latency: Duration::from_millis(10),
+            default_link: Link::new(Duration::from_millis(10)),
             disk_latency: Duration::from_millis(1),
-            link_rate: None,
-            sending_until: BTreeMap::new(),
             links: BTreeMap::new(),
+            ends: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            wire: BTreeMap::new(),
             events: BTreeMap::new(),
             seq: 0,
+            seed,
+            rng: Rng::new(seed ^ 0x005E_ED0F_11E7),
+            trace: Trace::EMPTY,
+            timeouts: Vec::new(),
         }
     }
 
-    /// The default configuration of node `index`.
+    /// The default configuration of node `index` on a network of seed 0.
     pub fn config(index: usize) -> SessionConfig {
+        Self::seeded_config(index, 0)
+    }
+
+    fn seeded_config(index: usize, seed: u64) -> SessionConfig {
+        let salt = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut random = [0u8; 20];
-        let mut rng = Rng::new(index as u64 + 1000);
+        let mut rng = Rng::new((index as u64 + 1000) ^ salt);
         for b in &mut random {
             *b = rng.next_u64() as u8;
         }
         let mut config = SessionConfig::new(PeerId::fxtor(random));
         config.listen_port = 6881;
-        config.rng_seed = index as u64;
+        config.rng_seed = index as u64 ^ salt;
         config
+    }
+
+    /// The default configuration of the next node of this network.
+    pub fn next_config(&self) -> SessionConfig {
+        Self::seeded_config(self.nodes.len(), self.seed)
     }
 
     /// Adds a listening node with the default configuration.
     pub fn add_node(&mut self) -> usize {
-        let config = Self::config(self.nodes.len());
+        let config = self.next_config();
         self.add_node_with(config)
     }
 
@@ -348,9 +693,45 @@ impl Net {
             store: Store::default(),
             alerts: Vec::new(),
             listening: true,
+            behaviour: Behaviour::Honest,
+            upload: None,
+            alert_times: Vec::new(),
             receive: BTreeMap::new(),
+            upload_state: Upload::default(),
+            next_hole: 0,
         });
+        self.timeouts.push(None);
         index
+    }
+
+    /// Sets the link between `a` and `b`, both ways.
+    pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
+        self.links.insert((a, b), link);
+        self.links.insert((b, a), link);
+    }
+
+    /// The link from `from` to `to`.
+    pub fn link(&self, from: usize, to: usize) -> Link {
+        self.links
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.default_link)
+    }
+
+    /// What `from` sent `to` over all their connections.
+    pub fn wire(&self, from: usize, to: usize) -> WireCounts {
+        self.wire.get(&(from, to)).cloned().unwrap_or_default()
+    }
+
+    /// Every pair of nodes that exchanged messages, with what went from the first to
+    /// the second.
+    pub fn all_wire(&self) -> impl Iterator<Item = (&(usize, usize), &WireCounts)> {
+        self.wire.iter()
+    }
+
+    /// The trace of the alerts so far.
+    pub fn trace(&self) -> Trace {
+        self.trace
     }
 
     /// Adds a torrent to a node, with `pieces` of `content` already on its disk.
@@ -397,9 +778,13 @@ impl Net {
         r
     }
 
-    fn schedule(&mut self, delay: Duration, event: Event) {
+    fn schedule_at(&mut self, at: Instant, event: Event) {
         self.seq += 1;
-        self.events.insert((self.now + delay, self.seq), event);
+        self.events.insert((at.max(self.now), self.seq), event);
+    }
+
+    fn schedule(&mut self, delay: Duration, event: Event) {
+        self.schedule_at(self.now + delay, event);
     }
 
     /// Takes everything a node's session handed out and carries it out.
@@ -408,17 +793,7 @@ impl Net {
             let mut progress = false;
             while let Some(t) = self.nodes[i].session.poll_transmit() {
                 progress = true;
-                if let Some(&to) = self.links.get(&(i, t.conn)) {
-                    let sent = self.send_time((i, t.conn), t.data.len());
-                    self.schedule(
-                        sent + self.latency,
-                        Event::Deliver {
-                            to,
-                            from: (i, t.conn),
-                            data: t.data,
-                        },
-                    );
-                }
+                self.send((i, t.conn), t.data);
             }
             while let Some(action) = self.nodes[i].session.poll_action() {
                 progress = true;
@@ -426,27 +801,147 @@ impl Net {
             }
             while let Some(alert) = self.nodes[i].session.poll_alert() {
                 progress = true;
-                self.nodes[i].alerts.push(alert);
+                self.trace.record(self.now, i, &alert);
+                let node = &mut self.nodes[i];
+                node.alerts.push(alert);
+                node.alert_times.push(self.now);
             }
             if !progress {
-                return;
+                break;
             }
+        }
+        self.timeouts[i] = self.nodes[i].session.poll_timeout();
+    }
+
+    /// A session hands bytes to a connection: past the sender's behaviour, then into its
+    /// upload queue, or straight onto the link.
+    fn send(&mut self, from: End, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(&from) else {
+            return;
+        };
+        let len = data.len();
+        let counts = self.wire.entry((from.0, stream.to.0)).or_default();
+        let data = stream.tap.pass(data, counts);
+        if data.len() < len {
+            // Held back, but written as far as the sender can tell.
+            let held = len - data.len();
+            self.schedule(Duration::ZERO, Event::Sent { from, len: held });
+        }
+        if data.is_empty() {
+            return;
+        }
+        if self.nodes[from.0].upload.is_none() {
+            self.put_on_link(from, data, self.now);
+            return;
+        }
+        if let Some(stream) = self.streams.get_mut(&from) {
+            stream.queue.push_back(data);
+            self.nodes[from.0].upload_state.waiting.insert(from.1);
+            self.serve_upload(from.0);
         }
     }
 
-    /// How long until `len` more bytes from `from` have left, at [`Net::link_rate`].
-    fn send_time(&mut self, from: (usize, ConnectionId), len: usize) -> Duration {
-        let Some(rate) = self.link_rate.filter(|&rate| rate > 0) else {
-            return Duration::ZERO;
+    /// Lets a node's upload serialise its next chunk: up to [`UPLOAD_QUANTUM`] bytes of
+    /// the next connection after the one served last.
+    fn serve_upload(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let state = &mut node.upload_state;
+        if state.busy {
+            return;
+        }
+        let next = state
+            .last
+            .and_then(|last| state.waiting.range(last..).find(|&&c| c != last))
+            .or_else(|| state.waiting.first())
+            .copied();
+        let Some(conn) = next else {
+            return;
         };
-        let start = self
-            .sending_until
-            .get(&from)
-            .map_or(self.now, |&until| until.max(self.now));
-        let nanos = (len as u64).saturating_mul(1_000_000_000) / rate;
-        let until = start + Duration::from_nanos(nanos);
-        self.sending_until.insert(from, until);
-        until - self.now
+        let Some(stream) = self.streams.get_mut(&(i, conn)) else {
+            state.waiting.remove(&conn);
+            return self.serve_upload(i);
+        };
+        let Some(front) = stream.queue.front_mut() else {
+            state.waiting.remove(&conn);
+            return self.serve_upload(i);
+        };
+        let chunk = if front.len() > UPLOAD_QUANTUM {
+            front.split_to(UPLOAD_QUANTUM)
+        } else {
+            stream.queue.pop_front().unwrap_or_default()
+        };
+        if stream.queue.is_empty() {
+            state.waiting.remove(&conn);
+        }
+        state.busy = true;
+        state.last = Some(conn);
+        let done = self.now + serialisation(chunk.len(), node.upload);
+        self.schedule_at(done, Event::UploadFree(i));
+        self.put_on_link((i, conn), chunk, done);
+    }
+
+    /// Puts a chunk on the link of its stream, ready to go at `ready`: it is serialised
+    /// after what the link already holds, travels, and may be delayed by losses, but never
+    /// overtakes what went before it.
+    fn put_on_link(&mut self, from: End, chunk: Bytes, ready: Instant) {
+        let Some(stream) = self.streams.get(&from) else {
+            return;
+        };
+        let to = stream.to;
+        let link = self.link(from.0, to.0);
+        let mut lost = 0u32;
+        if link.loss > 0.0 {
+            for _ in 0..chunk.len().div_ceil(SEGMENT) {
+                // 53 random bits as a fraction in [0, 1).
+                let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                lost += u32::from(draw < link.loss);
+            }
+        }
+        let Some(stream) = self.streams.get_mut(&from) else {
+            return;
+        };
+        let start = ready.max(stream.link_free);
+        let end = start + serialisation(chunk.len(), link.bandwidth);
+        stream.link_free = end;
+        let arrival = (end + link.latency + link.rto() * lost).max(stream.last_arrival);
+        stream.last_arrival = arrival;
+        let finish = stream.closing && stream.queue.is_empty();
+        let len = chunk.len();
+        self.schedule_at(arrival, Event::Deliver { to, data: chunk });
+        self.schedule_at(end, Event::Sent { from, len });
+        if finish {
+            self.finish(from);
+        }
+    }
+
+    /// The stream of `from` is closed and has nothing queued: the other end learns it
+    /// after the last bytes.
+    fn finish(&mut self, from: End) {
+        let Some(stream) = self.streams.remove(&from) else {
+            return;
+        };
+        let latency = self.link(from.0, stream.to.0).latency;
+        let at = (self.now.max(stream.link_free) + latency).max(stream.last_arrival);
+        self.schedule_at(at, Event::Closed(stream.to));
+    }
+
+    /// Opens a connection from `from` to `to`.
+    fn open(&mut self, from: End, to: End) {
+        self.ends.insert(from, to);
+        self.ends.insert(to, from);
+        for (a, b) in [(from, to), (to, from)] {
+            self.streams.insert(
+                a,
+                Stream {
+                    to: b,
+                    tap: Tap::new(self.nodes[a.0].behaviour),
+                    queue: Default::default(),
+                    link_free: self.now,
+                    last_arrival: self.now,
+                    closing: false,
+                },
+            );
+        }
     }
 
     fn act(&mut self, i: usize, action: Action) {
@@ -460,24 +955,40 @@ impl Net {
                     SocketAddr::new(self.nodes[i].addr.ip(), 40000 + (conn.0 % 20000) as u16);
                 let accepted = target.and_then(|j| {
                     let now = self.now;
-                    let c2 = self.nodes[j].session.handle_incoming(now, from)?;
+                    let node = &mut self.nodes[j];
+                    let c2 = if node.behaviour == Behaviour::BlackHole {
+                        node.next_hole += 1;
+                        ConnectionId(node.next_hole)
+                    } else {
+                        node.session.handle_incoming(now, from)?
+                    };
                     Some((j, c2))
                 });
+                let round_trip =
+                    |net: &Self, j: usize| net.link(i, j).latency + net.link(j, i).latency;
                 match accepted {
                     Some((j, c2)) => {
-                        self.links.insert((i, conn), (j, c2));
-                        self.links.insert((j, c2), (i, conn));
-                        self.schedule(self.latency, Event::Connected(i, conn));
+                        self.open((i, conn), (j, c2));
+                        let rtt = round_trip(self, j);
+                        self.schedule(rtt, Event::Connected((i, conn)));
                         self.drain(j);
                     }
-                    None => self.schedule(self.latency, Event::ConnectFailed(i, conn)),
+                    None => {
+                        let rtt =
+                            target.map_or(Duration::from_millis(100), |j| round_trip(self, j));
+                        self.schedule(rtt, Event::ConnectFailed((i, conn)));
+                    }
                 }
             }
             Action::Close { conn } => {
                 self.nodes[i].receive.remove(&conn);
-                self.sending_until.remove(&(i, conn));
-                if let Some(other) = self.links.remove(&(i, conn)) {
-                    self.schedule(self.latency, Event::Closed(other.0, other.1));
+                if self.ends.remove(&(i, conn)).is_some() {
+                    if let Some(stream) = self.streams.get_mut(&(i, conn)) {
+                        stream.closing = true;
+                        if stream.queue.is_empty() {
+                            self.finish((i, conn));
+                        }
+                    }
                 }
             }
             Action::Disk(job) => {
@@ -490,36 +1001,50 @@ impl Net {
     fn handle(&mut self, event: Event) {
         let now = self.now;
         match event {
-            Event::Deliver { to, from, data } => {
-                let len = data.len();
-                if self.links.contains_key(&to) {
-                    let node = &mut self.nodes[to.0];
-                    let buf = node.receive.entry(to.1).or_default();
-                    buf.extend_from_slice(&data);
-                    node.session.handle_received(now, to.1, buf);
-                    self.drain(to.0);
+            Event::Deliver { to, data } => {
+                let Some(&from) = self.ends.get(&to) else {
+                    return;
+                };
+                self.wire.entry((from.0, to.0)).or_default().bytes_delivered += data.len() as u64;
+                let node = &mut self.nodes[to.0];
+                if node.behaviour == Behaviour::BlackHole {
+                    return;
                 }
-                if self.links.contains_key(&from) {
+                let buf = node.receive.entry(to.1).or_default();
+                buf.extend_from_slice(&data);
+                node.session.handle_received(now, to.1, buf);
+                self.drain(to.0);
+            }
+            Event::Sent { from, len } => {
+                if self.ends.contains_key(&from) {
                     self.nodes[from.0].session.handle_sent(now, from.1, len);
                     self.drain(from.0);
                 }
             }
-            Event::Connected(i, conn) => {
-                if self.links.contains_key(&(i, conn)) {
-                    self.nodes[i].session.handle_connected(now, conn);
-                    self.drain(i);
+            Event::UploadFree(i) => {
+                self.nodes[i].upload_state.busy = false;
+                self.serve_upload(i);
+            }
+            Event::Connected(end) => {
+                if self.ends.contains_key(&end) {
+                    self.nodes[end.0].session.handle_connected(now, end.1);
+                    self.drain(end.0);
                 }
             }
-            Event::ConnectFailed(i, conn) => {
+            Event::ConnectFailed((i, conn)) => {
                 self.nodes[i].session.handle_connect_failed(now, conn);
                 self.drain(i);
             }
-            Event::Closed(i, conn) => {
-                if self.links.remove(&(i, conn)).is_some() {
-                    self.nodes[i].receive.remove(&conn);
-                    self.sending_until.remove(&(i, conn));
-                    self.nodes[i].session.handle_closed(now, conn);
-                    self.drain(i);
+            Event::Closed(end) => {
+                if self.ends.remove(&end).is_some() {
+                    // What it had not sent yet is lost with the connection.
+                    self.streams.remove(&end);
+                    let node = &mut self.nodes[end.0];
+                    node.receive.remove(&end.1);
+                    if node.behaviour != Behaviour::BlackHole {
+                        node.session.handle_closed(now, end.1);
+                        self.drain(end.0);
+                    }
                 }
             }
             Event::Disk(i, completion) => {
@@ -529,19 +1054,20 @@ impl Net {
         }
     }
 
-    /// Runs until `done` holds (true) or nothing is left to do before `limit` (false).
-    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> bool {
+    /// Runs until `done` holds (true) or nothing is left to do before `limit` from now
+    /// (false).
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Network) -> bool) -> bool {
         let deadline = self.now + limit;
+        // Sessions may have been called directly since the last run.
+        for i in 0..self.nodes.len() {
+            self.timeouts[i] = self.nodes[i].session.poll_timeout();
+        }
         loop {
             if done(self) {
                 return true;
             }
             let next_event = self.events.first_key_value().map(|(k, _)| k.0);
-            let next_timer = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.session.poll_timeout())
-                .min();
+            let next_timer = self.timeouts.iter().flatten().min().copied();
             let Some(next) = [next_event, next_timer].into_iter().flatten().min() else {
                 return false;
             };
@@ -558,11 +1084,7 @@ impl Net {
                 }
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i]
-                    .session
-                    .poll_timeout()
-                    .is_some_and(|t| t <= self.now)
-                {
+                if self.timeouts[i].is_some_and(|t| t <= self.now) {
                     let now = self.now;
                     self.nodes[i].session.handle_timeout(now);
                     self.drain(i);
@@ -582,5 +1104,80 @@ impl Net {
             .session
             .status(self.now, torrent)
             .is_ok_and(|s| s.state == state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Block, Handshake, Message, ReservedBits};
+
+    /// A handshake, then `messages`, as one stream.
+    fn stream(messages: &[Message]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        Handshake {
+            reserved: ReservedBits::FAST,
+            info_hash: crate::InfoHashV1::from_slice(&[1; 20]).unwrap(),
+            peer_id: PeerId([2; 20]),
+        }
+        .encode(&mut out);
+        for m in messages {
+            m.encode(&mut out);
+        }
+        out.to_vec()
+    }
+
+    /// Feeds `bytes` to a tap in chunks of `chunk` bytes; returns what got through.
+    fn tap(behaviour: Behaviour, bytes: &[u8], chunk: usize) -> (Vec<u8>, WireCounts) {
+        let mut tap = Tap::new(behaviour);
+        let mut counts = WireCounts::default();
+        let mut out = Vec::new();
+        for part in bytes.chunks(chunk) {
+            out.extend_from_slice(&tap.pass(Bytes::copy_from_slice(part), &mut counts));
+        }
+        (out, counts)
+    }
+
+    fn piece() -> Message {
+        Message::Piece(Block {
+            piece: PieceIndex(0),
+            offset: 0,
+            data: vec![7u8; 100].into(),
+        })
+    }
+
+    #[test]
+    fn the_tap_follows_messages_across_chunks() {
+        let messages = [
+            Message::HaveAll,
+            piece(),
+            Message::Unchoke,
+            Message::KeepAlive,
+            piece(),
+            Message::Choke,
+            piece(),
+        ];
+        let bytes = stream(&messages);
+        for chunk in [1, 3, 7, 64, bytes.len()] {
+            let (out, counts) = tap(Behaviour::Honest, &bytes, chunk);
+            assert_eq!(out, bytes);
+            assert_eq!(counts.count(MessageId::Piece), 3);
+            assert_eq!(counts.count(MessageId::Unchoke), 1);
+            assert_eq!(counts.keep_alives, 1);
+            assert_eq!(
+                counts.pieces_while_choked, 2,
+                "before the unchoke and after the choke"
+            );
+
+            // Everything after the unchoke is held back.
+            let (out, counts) = tap(Behaviour::StallAfterUnchoke, &bytes, chunk);
+            assert_eq!(out, stream(&messages[..3]));
+            assert_eq!(counts.count(MessageId::Piece), 1);
+            assert_eq!(counts.keep_alives, 0);
+
+            let (out, counts) = tap(Behaviour::Truncate(20), &bytes, chunk);
+            assert_eq!(out, bytes[..20]);
+            assert!(counts.messages.is_empty());
+        }
     }
 }

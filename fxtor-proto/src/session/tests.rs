@@ -1102,7 +1102,7 @@ fn trading_swarm(takers: usize) -> (Net, Content, Vec<TorrentId>) {
     let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 2048 * KIB)], 30);
     let n = content.info.num_pieces();
     let mut net = Net::new();
-    net.link_rate = Some(16 * KIB);
+    net.default_link.bandwidth = Some(16 * KIB);
     let mut config = Net::config(0);
     config.upload_slots = 2;
     net.add_node_with(config);
@@ -1193,7 +1193,7 @@ fn the_optimistic_unchoke_reaches_a_choked_interested_peer() {
 fn a_seed_with_fewer_slots_than_leechers_serves_them_all_in_turns() {
     let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 1024 * KIB)], 31);
     let mut net = Net::new();
-    net.link_rate = Some(16 * KIB);
+    net.default_link.bandwidth = Some(16 * KIB);
     let mut config = Net::config(0);
     config.upload_slots = 2;
     net.add_node_with(config);

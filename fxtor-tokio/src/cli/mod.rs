@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 
 /// A BitTorrent engine for v1, v2 and hybrid torrents.
 #[derive(Parser, Debug)]
-#[command(name = "fxtor", version, about = "A BitTorrent engine for v1, v2 and hybrid torrents")]
+#[command(
+    name = "fxtor",
+    version,
+    about = "A BitTorrent engine for v1, v2 and hybrid torrents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -392,6 +392,11 @@ impl Torrent {
             self.ban(now, *only, shared);
             return;
         }
+        // A sender already banned for bad data explains the failure (the piece kept blocks
+        // it sent before its ban): the others are not blamed for it.
+        if senders.iter().any(|ip| self.banned.contains(ip)) {
+            return;
+        }
         for &ip in senders {
             if self.trust.failed(ip) {
                 self.ban(now, ip, shared);
