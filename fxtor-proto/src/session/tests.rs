@@ -63,6 +63,19 @@ fn seed_to_leecher(version: TorrentVersion) {
     assert_eq!(status.progress, 1.0);
     assert_eq!(status.num_have, n);
     assert_eq!(status.total_downloaded, content.info.total_size());
+    // Wanted bytes are the files' bytes: pad files count for nothing.
+    let real: u64 = content
+        .info
+        .files()
+        .files()
+        .iter()
+        .filter(|f| !f.is_pad())
+        .map(|f| f.size())
+        .sum();
+    assert_eq!(
+        (status.total_wanted, status.total_wanted_done),
+        (real, real)
+    );
     let seeder = net.nodes[seed_node].session.status(net.now, seed).unwrap();
     assert_eq!(seeder.total_uploaded, content.info.total_size());
     // Both seed now: the connection between them is closed.

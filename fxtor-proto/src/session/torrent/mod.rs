@@ -86,6 +86,27 @@ struct Metadata {
     pieces: Assembly,
     /// Set while the files are being checked.
     checking: Option<Checking>,
+    /// Bytes of pad files in each piece that has any: they count as neither wanted nor
+    /// done in the status, as the user sees only real files.
+    pad_bytes: BTreeMap<u32, u32>,
+}
+
+/// The bytes of pad files in each piece that holds some.
+fn pad_bytes_per_piece(info: &TorrentInfo) -> BTreeMap<u32, u32> {
+    let piece_length = u64::from(info.piece_length().max(1));
+    let mut pads = BTreeMap::new();
+    for file in info.files().files().iter().filter(|f| f.is_pad()) {
+        let mut at = file.offset();
+        while at < file.end() {
+            let piece = at / piece_length;
+            let piece_end = (piece + 1) * piece_length;
+            let take = file.end().min(piece_end) - at;
+            // A piece index fits in u32 (the torrent loaded) and `take` is at most a piece.
+            *pads.entry(piece as u32).or_insert(0) += take as u32;
+            at += take;
+        }
+    }
+    pads
 }
 
 impl Metadata {
@@ -95,6 +116,7 @@ impl Metadata {
         let picker = PiecePicker::new(info.total_size(), info.piece_length(), rng_seed)
             .map_err(|e| e.to_string())?;
         Ok(Self {
+            pad_bytes: pad_bytes_per_piece(&info),
             info,
             geometry,
             picker,
@@ -628,7 +650,8 @@ impl Torrent {
                 for p in 0..m.picker.num_pieces() {
                     let piece = PieceIndex(p);
                     if m.picker.piece_priority(piece).is_wanted() {
-                        let size = u64::from(m.picker.piece_len(piece));
+                        let pad = m.pad_bytes.get(&p).copied().unwrap_or(0);
+                        let size = u64::from(m.picker.piece_len(piece).saturating_sub(pad));
                         wanted_bytes += size;
                         if m.picker.have(piece) {
                             done += size;
