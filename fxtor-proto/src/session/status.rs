@@ -38,10 +38,14 @@ pub struct TorrentStatus {
     pub total_wanted: u64,
     /// Bytes of wanted pieces we have.
     pub total_wanted_done: u64,
-    /// Payload bytes downloaded since added.
+    /// Payload bytes downloaded since the torrent was added to this session.
     pub total_downloaded: u64,
-    /// Payload bytes uploaded since added.
+    /// Payload bytes uploaded since the torrent was added to this session.
     pub total_uploaded: u64,
+    /// Payload bytes downloaded in all sessions (carried in the resume data).
+    pub all_time_downloaded: u64,
+    /// Payload bytes uploaded in all sessions (carried in the resume data).
+    pub all_time_uploaded: u64,
     /// Download rate, payload bytes per second.
     pub download_rate: u64,
     /// Upload rate, payload bytes per second.

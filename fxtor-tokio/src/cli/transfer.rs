@@ -291,6 +291,8 @@ mod tests {
             total_wanted_done: done,
             total_downloaded: done,
             total_uploaded: 0,
+            all_time_downloaded: done,
+            all_time_uploaded: 0,
             download_rate: rate,
             upload_rate: 2048,
             num_peers: 3,

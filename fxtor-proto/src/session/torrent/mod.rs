@@ -129,8 +129,12 @@ impl Metadata {
 /// Payload byte counts and the once-a-second report.
 #[derive(Debug, Default)]
 struct Totals {
+    /// Payload moved since the torrent was added to this session.
     downloaded: u64,
     uploaded: u64,
+    /// Payload moved in earlier sessions, from the resume data.
+    earlier_downloaded: u64,
+    earlier_uploaded: u64,
     reported_downloaded: u64,
     reported_uploaded: u64,
     next_report: Option<Instant>,
@@ -330,10 +334,8 @@ impl Torrent {
             }
         }
         if let Some(resume) = &resume {
-            torrent.totals.downloaded = resume.total_downloaded;
-            torrent.totals.uploaded = resume.total_uploaded;
-            torrent.totals.reported_downloaded = resume.total_downloaded;
-            torrent.totals.reported_uploaded = resume.total_uploaded;
+            torrent.totals.earlier_downloaded = resume.total_downloaded;
+            torrent.totals.earlier_uploaded = resume.total_uploaded;
         }
         torrent.state = if paused {
             TorrentState::Paused
@@ -695,6 +697,8 @@ impl Torrent {
             total_wanted_done,
             total_downloaded: self.totals.downloaded,
             total_uploaded: self.totals.uploaded,
+            all_time_downloaded: self.totals.earlier_downloaded + self.totals.downloaded,
+            all_time_uploaded: self.totals.earlier_uploaded + self.totals.uploaded,
             download_rate: down,
             upload_rate: up,
             num_peers,
@@ -706,8 +710,8 @@ impl Torrent {
     pub fn resume_data(&self) -> ResumeData {
         let mut data = ResumeData::new(self.info_hashes);
         data.file_priorities = self.file_priorities.clone();
-        data.total_downloaded = self.totals.downloaded;
-        data.total_uploaded = self.totals.uploaded;
+        data.total_downloaded = self.totals.earlier_downloaded + self.totals.downloaded;
+        data.total_uploaded = self.totals.earlier_uploaded + self.totals.uploaded;
         if let Some(meta) = &self.meta {
             // While checking, what is known to be there is not final: save nothing, so the
             // next start checks again.
