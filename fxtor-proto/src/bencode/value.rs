@@ -1,25 +1,183 @@
+//! Decoded bencode stored flat: a [`Document`] holds one [`Node`] per value and per dictionary
+//! key, in input order, each container followed by everything inside it. [`Value`], [`List`]
+//! and [`Dict`] are cheap copyable views into it that borrow the input.
+//!
+//! Keeping the nodes in one vector costs one allocation per decode instead of one per list
+//! and dictionary, and skipping over a container to its next sibling is a jump, not a walk.
+
 use std::fmt;
 
-/// A decoded bencode value that borrows from its input.
+/// What one node holds besides its span, by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// `i…e`; the number is read from the span when asked for.
+    Int,
+    /// `N:…`; `body` is where the string's bytes start (after the colon).
+    Bytes {
+        /// Offset of the first byte after the colon.
+        body: u32,
+    },
+    /// `l…e` holding `len` items, which take the `descendants` nodes after it.
+    List {
+        /// Number of items.
+        len: u32,
+        /// Number of nodes inside the list, at any depth.
+        descendants: u32,
+    },
+    /// `d…e` holding `len` entries, each a key node then its value's nodes, which take the
+    /// `descendants` nodes after it.
+    Dict {
+        /// Number of entries.
+        len: u32,
+        /// Number of nodes inside the dictionary (keys included), at any depth.
+        descendants: u32,
+    },
+}
+
+/// One value or dictionary key of a [`Document`]: its span in the input and its shape.
 ///
-/// Besides its content it keeps its original bytes ([`raw`](Self::raw)) and where they
-/// start in the input ([`offset`](Self::offset)).
-#[derive(Clone, PartialEq)]
+/// Offsets are `u32`: the decoder refuses inputs of 4 GiB or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Node {
+    /// Offset of the value's first byte.
+    pub(super) start: u32,
+    /// Offset just past the value's last byte.
+    pub(super) end: u32,
+    /// Whether the value, and everything inside it, is canonical bencode (what
+    /// [`Mode::Strict`](super::Mode::Strict) accepts).
+    pub(super) canonical: bool,
+    pub(super) shape: Shape,
+}
+
+impl Node {
+    /// The number of nodes inside this one (0 for integers and strings).
+    fn descendants(&self) -> usize {
+        match self.shape {
+            Shape::List { descendants, .. } | Shape::Dict { descendants, .. } => {
+                descendants as usize
+            }
+            Shape::Int | Shape::Bytes { .. } => 0,
+        }
+    }
+}
+
+/// A decoded bencode value with everything inside it, borrowing its input.
+///
+/// The [`root`](Self::root) is what was decoded; for convenience the document also answers
+/// the root's questions directly (`doc.as_dict()` is `doc.root().as_dict()`).
+///
+/// ```
+/// use fxtor_proto::bencode::{self, Mode};
+///
+/// let doc = bencode::decode(b"d4:listli1ei2ee4:name3:fooe", Mode::Strict).unwrap();
+/// let dict = doc.as_dict().unwrap();
+/// let items: Vec<i64> = dict.get_list("list").unwrap().iter().filter_map(|v| v.as_int()).collect();
+/// assert_eq!(items, [1, 2]);
+/// assert_eq!(dict.get("name").unwrap().raw(), b"3:foo");
+/// assert_eq!(dict.get("name").unwrap().offset(), 21);
+/// ```
+#[derive(Clone)]
+pub struct Document<'a> {
+    pub(super) input: &'a [u8],
+    pub(super) root: Node,
+    /// The root's descendants, in input order.
+    pub(super) nodes: Vec<Node>,
+}
+
+impl<'a> Document<'a> {
+    /// The decoded value.
+    pub fn root(&self) -> Value<'_> {
+        Value {
+            input: self.input,
+            node: self.root,
+            descendants: &self.nodes,
+        }
+    }
+
+    /// The root's bytes exactly as they appeared in the input.
+    pub fn raw(&self) -> &'a [u8] {
+        span(self.input, self.root.start, self.root.end)
+    }
+
+    /// The root's content.
+    pub fn kind(&self) -> Kind<'_> {
+        self.root().kind()
+    }
+
+    /// The root integer, if it is one.
+    pub fn as_int(&self) -> Option<i64> {
+        self.root().as_int()
+    }
+
+    /// The root byte string, if it is one.
+    pub fn as_bytes(&self) -> Option<&'a [u8]> {
+        match self.root.shape {
+            Shape::Bytes { body } => Some(span(self.input, body, self.root.end)),
+            _ => None,
+        }
+    }
+
+    /// The root byte string, if it is one and valid UTF-8.
+    pub fn as_str(&self) -> Option<&'a str> {
+        self.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// The root list, if it is one.
+    pub fn as_list(&self) -> Option<List<'_>> {
+        self.root().as_list()
+    }
+
+    /// The root dictionary, if it is one.
+    pub fn as_dict(&self) -> Option<Dict<'_>> {
+        self.root().as_dict()
+    }
+
+    /// A short name of the root's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        self.root().type_name()
+    }
+
+    /// Whether the whole document is canonical bencode: what [`Mode::Strict`] accepts.
+    ///
+    /// [`Mode::Strict`]: super::Mode::Strict
+    pub fn is_canonical(&self) -> bool {
+        self.root.canonical
+    }
+}
+
+impl fmt::Debug for Document<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.root(), f)
+    }
+}
+
+/// `input[start..end]`; empty if the range is not in the input, which never happens for the
+/// spans the decoder records.
+fn span(input: &[u8], start: u32, end: u32) -> &[u8] {
+    input.get(start as usize..end as usize).unwrap_or_default()
+}
+
+/// One decoded bencode value, a view into a [`Document`].
+///
+/// Besides its content it knows its original bytes ([`raw`](Self::raw)) and where they
+/// start in the input ([`offset`](Self::offset)). It is `Copy`: pass it by value.
+#[derive(Clone, Copy)]
 pub struct Value<'a> {
-    pub(super) raw: &'a [u8],
-    pub(super) offset: usize,
-    pub(super) kind: Kind<'a>,
+    input: &'a [u8],
+    node: Node,
+    /// The nodes inside this value.
+    descendants: &'a [Node],
 }
 
 /// What a [`Value`] holds.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Kind<'a> {
     /// `i…e`
     Int(i64),
     /// `N:…`, a byte string (not necessarily UTF-8).
     Bytes(&'a [u8]),
     /// `l…e`
-    List(Vec<Value<'a>>),
+    List(List<'a>),
     /// `d…e`
     Dict(Dict<'a>),
 }
@@ -27,31 +185,53 @@ pub enum Kind<'a> {
 impl<'a> Value<'a> {
     /// The value's bytes exactly as they appeared in the input.
     pub fn raw(&self) -> &'a [u8] {
-        self.raw
+        span(self.input, self.node.start, self.node.end)
     }
 
     /// Where the value starts in the input.
     pub fn offset(&self) -> usize {
-        self.offset
+        self.node.start as usize
+    }
+
+    /// Whether the value, and everything inside it, is canonical bencode: what
+    /// [`Mode::Strict`](super::Mode::Strict) accepts (sorted unique keys, no leading zeros,
+    /// no `-0`).
+    pub fn is_canonical(&self) -> bool {
+        self.node.canonical
     }
 
     /// The value's content.
-    pub fn kind(&self) -> &Kind<'a> {
-        &self.kind
+    pub fn kind(&self) -> Kind<'a> {
+        match self.node.shape {
+            // The decoder checked the integer, so parsing it again cannot fail; 0 is never
+            // reached.
+            Shape::Int => Kind::Int(parse_int(self.raw()).unwrap_or_default()),
+            Shape::Bytes { body } => Kind::Bytes(span(self.input, body, self.node.end)),
+            Shape::List { len, .. } => Kind::List(List {
+                input: self.input,
+                len,
+                nodes: self.descendants,
+            }),
+            Shape::Dict { len, .. } => Kind::Dict(Dict {
+                input: self.input,
+                len,
+                nodes: self.descendants,
+            }),
+        }
     }
 
     /// The integer, if this is one.
     pub fn as_int(&self) -> Option<i64> {
-        match self.kind {
-            Kind::Int(i) => Some(i),
+        match self.node.shape {
+            Shape::Int => parse_int(self.raw()),
             _ => None,
         }
     }
 
     /// The byte string, if this is one.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
-        match self.kind {
-            Kind::Bytes(b) => Some(b),
+        match self.node.shape {
+            Shape::Bytes { body } => Some(span(self.input, body, self.node.end)),
             _ => None,
         }
     }
@@ -61,116 +241,280 @@ impl<'a> Value<'a> {
         self.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
     }
 
-    /// The list's items, if this is a list.
-    pub fn as_list(&self) -> Option<&[Value<'a>]> {
-        match &self.kind {
-            Kind::List(l) => Some(l),
+    /// The list, if this is one.
+    pub fn as_list(&self) -> Option<List<'a>> {
+        match self.kind() {
+            Kind::List(list) => Some(list),
             _ => None,
         }
     }
 
     /// The dictionary, if this is one.
-    pub fn as_dict(&self) -> Option<&Dict<'a>> {
-        match &self.kind {
-            Kind::Dict(d) => Some(d),
+    pub fn as_dict(&self) -> Option<Dict<'a>> {
+        match self.node.shape {
+            Shape::Dict { len, .. } => Some(Dict {
+                input: self.input,
+                len,
+                nodes: self.descendants,
+            }),
             _ => None,
         }
     }
 
     /// A short name of the value's type, for error messages.
     pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            Kind::Int(_) => "integer",
-            Kind::Bytes(_) => "string",
-            Kind::List(_) => "list",
-            Kind::Dict(_) => "dictionary",
+        match self.node.shape {
+            Shape::Int => "integer",
+            Shape::Bytes { .. } => "string",
+            Shape::List { .. } => "list",
+            Shape::Dict { .. } => "dictionary",
         }
     }
+
+    /// Splits the value at the front of `nodes` from the nodes after it.
+    fn split_first(input: &'a [u8], nodes: &'a [Node]) -> Option<(Self, &'a [Node])> {
+        let (&node, rest) = nodes.split_first()?;
+        let (descendants, rest) = rest.split_at_checked(node.descendants())?;
+        Some((
+            Self {
+                input,
+                node,
+                descendants,
+            },
+            rest,
+        ))
+    }
+}
+
+/// Reads `i<n>e` as the decoder checked it: an optional `-`, then digits.
+fn parse_int(raw: &[u8]) -> Option<i64> {
+    let digits = raw.strip_prefix(b"i")?.strip_suffix(b"e")?;
+    let (negative, digits) = match digits.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, digits),
+    };
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        // Accumulating negatively reaches i64::MIN, whose magnitude i64 cannot hold.
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
+    }
+    Some(n)
 }
 
 impl fmt::Debug for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match self.kind() {
             Kind::Int(i) => write!(f, "{i}"),
             Kind::Bytes(b) => match std::str::from_utf8(b) {
                 Ok(s) => write!(f, "{s:?}"),
                 Err(_) => write!(f, "<{} bytes>", b.len()),
             },
-            Kind::List(l) => f.debug_list().entries(l).finish(),
-            Kind::Dict(d) => fmt::Debug::fmt(d, f),
+            Kind::List(l) => fmt::Debug::fmt(&l, f),
+            Kind::Dict(d) => fmt::Debug::fmt(&d, f),
         }
     }
 }
 
-/// A decoded dictionary: its entries in input order.
+/// A decoded list: a view of its items.
 ///
-/// Lookups scan linearly; bencoded dictionaries are small, and in lenient mode they need not
-/// be sorted. When a key repeats (lenient mode), the first entry wins.
-#[derive(Clone, PartialEq, Default)]
+/// Items are reached by walking from the first ([`iter`](Self::iter)); each step skips a
+/// whole item, however large.
+#[derive(Clone, Copy, Default)]
+pub struct List<'a> {
+    input: &'a [u8],
+    len: u32,
+    /// The nodes of the items, in order.
+    nodes: &'a [Node],
+}
+
+impl<'a> List<'a> {
+    /// The items in order.
+    pub fn iter(&self) -> Items<'a> {
+        Items {
+            input: self.input,
+            left: self.len as usize,
+            nodes: self.nodes,
+        }
+    }
+
+    /// The item at `index` (found by walking the items before it).
+    pub fn get(&self, index: usize) -> Option<Value<'a>> {
+        self.iter().nth(index)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> IntoIterator for List<'a> {
+    type Item = Value<'a>;
+    type IntoIter = Items<'a>;
+
+    fn into_iter(self) -> Items<'a> {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for List<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The items of a [`List`].
+#[derive(Clone)]
+pub struct Items<'a> {
+    input: &'a [u8],
+    left: usize,
+    nodes: &'a [Node],
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Value<'a>;
+
+    fn next(&mut self) -> Option<Value<'a>> {
+        let (value, rest) = Value::split_first(self.input, self.nodes)?;
+        self.nodes = rest;
+        self.left = self.left.saturating_sub(1);
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Items<'_> {}
+
+/// A decoded dictionary: a view of its entries in input order.
+///
+/// Lookups scan the entries (each step skips a whole value); bencoded dictionaries are
+/// small, and in lenient mode they need not be sorted. When a key repeats (lenient mode),
+/// the first entry wins.
+#[derive(Clone, Copy, Default)]
 pub struct Dict<'a> {
-    pub(super) entries: Vec<(&'a [u8], Value<'a>)>,
+    input: &'a [u8],
+    len: u32,
+    /// The nodes of the entries: each key, then its value.
+    nodes: &'a [Node],
 }
 
 impl<'a> Dict<'a> {
     /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+    pub fn get(&self, key: &str) -> Option<Value<'a>> {
         self.get_raw(key.as_bytes())
     }
 
     /// The value under a key that need not be UTF-8.
-    pub fn get_raw(&self, key: &[u8]) -> Option<&Value<'a>> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    pub fn get_raw(&self, key: &[u8]) -> Option<Value<'a>> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The integer under `key`.
     pub fn get_int(&self, key: &str) -> Option<i64> {
-        self.get(key).and_then(Value::as_int)
+        self.get(key).and_then(|v| v.as_int())
     }
 
     /// The byte string under `key`.
     pub fn get_bytes(&self, key: &str) -> Option<&'a [u8]> {
-        self.get(key).and_then(Value::as_bytes)
+        self.get(key).and_then(|v| v.as_bytes())
     }
 
     /// The UTF-8 string under `key`.
     pub fn get_str(&self, key: &str) -> Option<&'a str> {
-        self.get(key).and_then(Value::as_str)
+        self.get(key).and_then(|v| v.as_str())
     }
 
     /// The list under `key`.
-    pub fn get_list(&self, key: &str) -> Option<&[Value<'a>]> {
-        self.get(key).and_then(Value::as_list)
+    pub fn get_list(&self, key: &str) -> Option<List<'a>> {
+        self.get(key).and_then(|v| v.as_list())
     }
 
     /// The dictionary under `key`.
-    pub fn get_dict(&self, key: &str) -> Option<&Dict<'a>> {
-        self.get(key).and_then(Value::as_dict)
+    pub fn get_dict(&self, key: &str) -> Option<Dict<'a>> {
+        self.get(key).and_then(|v| v.as_dict())
     }
 
     /// The entries in input order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a [u8], &Value<'a>)> + '_ {
-        self.entries.iter().map(|(k, v)| (*k, v))
+    pub fn iter(&self) -> Entries<'a> {
+        Entries {
+            input: self.input,
+            left: self.len as usize,
+            nodes: self.nodes,
+        }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len as usize
     }
 
     /// Whether the dictionary is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
+    }
+}
+
+impl<'a> IntoIterator for Dict<'a> {
+    type Item = (&'a [u8], Value<'a>);
+    type IntoIter = Entries<'a>;
+
+    fn into_iter(self) -> Entries<'a> {
+        self.iter()
     }
 }
 
 impl fmt::Debug for Dict<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(
-                self.entries
-                    .iter()
-                    .map(|(k, v)| (String::from_utf8_lossy(k), v)),
-            )
+            .entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), v)))
             .finish()
     }
 }
+
+/// The entries of a [`Dict`]: each key's bytes and its value.
+#[derive(Clone)]
+pub struct Entries<'a> {
+    input: &'a [u8],
+    left: usize,
+    nodes: &'a [Node],
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, rest) = self.nodes.split_first()?;
+        let key = match key.shape {
+            Shape::Bytes { body } => span(self.input, body, key.end),
+            // Every key is a byte string: the decoder refuses anything else.
+            _ => &[],
+        };
+        let (value, rest) = Value::split_first(self.input, rest)?;
+        self.nodes = rest;
+        self.left = self.left.saturating_sub(1);
+        Some((key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}

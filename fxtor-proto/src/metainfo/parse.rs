@@ -1,7 +1,7 @@
 //! Reading the file lists of an info dictionary: the v1 `files` list (or single `length`), the
 //! v2 `file tree`, and checking that a hybrid's two lists agree.
 
-use crate::bencode::{Dict, Value};
+use crate::bencode::{Dict, List, Value};
 use crate::Sha256Hash;
 
 use super::error::MetainfoError;
@@ -32,7 +32,7 @@ struct Attributes {
 }
 
 impl Attributes {
-    fn of(dict: &Dict<'_>) -> Self {
+    fn of(dict: Dict<'_>) -> Self {
         let mut attributes = Self::default();
         for c in dict.get_bytes("attr").unwrap_or_default() {
             match c {
@@ -49,7 +49,7 @@ impl Attributes {
 
 /// Reads and checks `piece length`: positive and at most [`MAX_PIECE_LENGTH`]; for v2 also a
 /// power of two of at least 16 KiB.
-pub fn piece_length(info: &Dict<'_>, v2: bool) -> Result<u32, MetainfoError> {
+pub fn piece_length(info: Dict<'_>, v2: bool) -> Result<u32, MetainfoError> {
     let value = info
         .get("piece length")
         .ok_or(MetainfoError::MissingKey("piece length"))?;
@@ -66,7 +66,7 @@ pub fn piece_length(info: &Dict<'_>, v2: bool) -> Result<u32, MetainfoError> {
 
 /// Reads a file's `length` (0 for a symlink, which has no data).
 fn file_length(
-    dict: &Dict<'_>,
+    dict: Dict<'_>,
     symlink: bool,
     label: impl Fn() -> String,
 ) -> Result<u64, MetainfoError> {
@@ -85,7 +85,7 @@ fn file_length(
 
 /// Reads a list of path components: every item must be a string.
 fn path_list<'a>(
-    list: &'a [Value<'_>],
+    list: List<'a>,
     label: impl Fn() -> String,
     reason: &'static str,
 ) -> Result<impl Iterator<Item = &'a [u8]> + Clone, MetainfoError> {
@@ -95,13 +95,13 @@ fn path_list<'a>(
             reason,
         });
     }
-    Ok(list.iter().filter_map(Value::as_bytes))
+    Ok(list.iter().filter_map(|v| v.as_bytes()))
 }
 
 /// Reads a `symlink path` into a sanitised target; `None` if absent or empty once sanitised
 /// (the file is then not a symlink, as libtorrent treats it).
 fn symlink_target(
-    dict: &Dict<'_>,
+    dict: Dict<'_>,
     label: impl Fn() -> String,
 ) -> Result<Option<String>, MetainfoError> {
     let Some(list) = dict.get_list("symlink path") else {
@@ -118,7 +118,7 @@ fn symlink_target(
 }
 
 /// Reads a v1 multi-file `files` list.
-pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
+pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
     if list.len() > limits.file_limit() {
         return Err(MetainfoError::TooManyFiles {
             max: limits.file_limit(),
@@ -171,7 +171,7 @@ pub fn v1_files(list: &[Value<'_>], limits: &LoadLimits) -> Result<Vec<FileEntry
 }
 
 /// Reads the one file of a v1 single-file torrent, named `name` (already sanitised).
-pub fn v1_single_file(info: &Dict<'_>, name: &str) -> Result<FileEntry, MetainfoError> {
+pub fn v1_single_file(info: Dict<'_>, name: &str) -> Result<FileEntry, MetainfoError> {
     if name.is_empty() {
         return Err(MetainfoError::MissingName);
     }
@@ -198,7 +198,7 @@ pub struct FileTree {
 }
 
 /// Reads a v2 `file tree`.
-pub fn file_tree(tree: &Dict<'_>, limits: &LoadLimits) -> Result<FileTree, MetainfoError> {
+pub fn file_tree(tree: Dict<'_>, limits: &LoadLimits) -> Result<FileTree, MetainfoError> {
     let mut files = Vec::new();
     let mut path = String::new();
     walk_tree(tree, &mut path, 0, limits, &mut files)?;
@@ -207,13 +207,13 @@ pub fn file_tree(tree: &Dict<'_>, limits: &LoadLimits) -> Result<FileTree, Metai
 }
 
 /// Whether a tree node is a file: a dictionary whose only key is the empty string.
-fn is_file_node(node: &Value<'_>) -> bool {
+fn is_file_node(node: Value<'_>) -> bool {
     node.as_dict()
         .is_some_and(|d| d.len() == 1 && d.iter().all(|(k, _)| k.is_empty()))
 }
 
 fn walk_tree(
-    tree: &Dict<'_>,
+    tree: Dict<'_>,
     path: &mut String,
     depth: usize,
     limits: &LoadLimits,
@@ -255,7 +255,7 @@ fn walk_tree(
 }
 
 /// Reads the properties of one v2 file at `path` (sanitised).
-fn v2_file(properties: &Dict<'_>, path: &str) -> Result<FileEntry, MetainfoError> {
+fn v2_file(properties: Dict<'_>, path: &str) -> Result<FileEntry, MetainfoError> {
     let path = if path.is_empty() {
         PLACEHOLDER_NAME
     } else {
