@@ -32,9 +32,10 @@ struct Attributes {
 }
 
 impl Attributes {
-    fn of(dict: Dict<'_>) -> Self {
+    /// Reads `attr` (anything but a string counts as no attributes).
+    fn of(attr: Option<Value<'_>>) -> Self {
         let mut attributes = Self::default();
-        for c in dict.get_bytes("attr").unwrap_or_default() {
+        for c in attr.and_then(|a| a.as_bytes()).unwrap_or_default() {
             match c {
                 b'p' => attributes.pad = true,
                 b'x' => attributes.executable = true,
@@ -44,6 +45,48 @@ impl Attributes {
             }
         }
         attributes
+    }
+}
+
+/// The keys of a file's dictionary (a v1 `files` entry, a single-file info dictionary, a v2
+/// file's properties), read in one pass. When a key repeats, the first wins, as in
+/// [`Dict::get`].
+#[derive(Default, Clone, Copy)]
+struct FileKeys<'a> {
+    attr: Option<Value<'a>>,
+    length: Option<Value<'a>>,
+    mtime: Option<Value<'a>>,
+    path: Option<Value<'a>>,
+    path_utf8: Option<Value<'a>>,
+    symlink_path: Option<Value<'a>>,
+    pieces_root: Option<Value<'a>>,
+}
+
+impl<'a> FileKeys<'a> {
+    fn of(dict: Dict<'a>) -> Self {
+        let mut keys = Self::default();
+        for (key, value) in dict {
+            let slot = match key {
+                b"attr" => &mut keys.attr,
+                b"length" => &mut keys.length,
+                b"mtime" => &mut keys.mtime,
+                b"path" => &mut keys.path,
+                b"path.utf-8" => &mut keys.path_utf8,
+                b"symlink path" => &mut keys.symlink_path,
+                b"pieces root" => &mut keys.pieces_root,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        keys
+    }
+
+    fn attributes(&self) -> Attributes {
+        Attributes::of(self.attr)
+    }
+
+    fn mtime(&self) -> Option<i64> {
+        self.mtime.and_then(|m| m.as_int())
     }
 }
 
@@ -66,14 +109,14 @@ pub fn piece_length(info: Dict<'_>, v2: bool) -> Result<u32, MetainfoError> {
 
 /// Reads a file's `length` (0 for a symlink, which has no data).
 fn file_length(
-    dict: Dict<'_>,
+    keys: &FileKeys<'_>,
     symlink: bool,
     label: impl Fn() -> String,
 ) -> Result<u64, MetainfoError> {
     if symlink {
         return Ok(0);
     }
-    let length = dict.get_int("length").unwrap_or(-1);
+    let length = keys.length.and_then(|l| l.as_int()).unwrap_or(-1);
     u64::try_from(length)
         .ok()
         .filter(|&l| l <= MAX_FILE_SIZE)
@@ -101,10 +144,10 @@ fn path_list<'a>(
 /// Reads a `symlink path` into a sanitised target; `None` if absent or empty once sanitised
 /// (the file is then not a symlink, as libtorrent treats it).
 fn symlink_target(
-    dict: Dict<'_>,
+    keys: &FileKeys<'_>,
     label: impl Fn() -> String,
 ) -> Result<Option<String>, MetainfoError> {
-    let Some(list) = dict.get_list("symlink path") else {
+    let Some(list) = keys.symlink_path.and_then(|p| p.as_list()) else {
         return Ok(None);
     };
     let components = path_list(
@@ -131,11 +174,13 @@ pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, M
             file: label(),
             reason: "not a dictionary",
         })?;
-        let mut attributes = Attributes::of(dict);
-        let size = file_length(dict, attributes.symlink, label)?;
-        let raw_path = dict
-            .get_list("path.utf-8")
-            .or_else(|| dict.get_list("path"))
+        let keys = FileKeys::of(dict);
+        let mut attributes = keys.attributes();
+        let size = file_length(&keys, attributes.symlink, label)?;
+        let raw_path = keys
+            .path_utf8
+            .and_then(|p| p.as_list())
+            .or_else(|| keys.path.and_then(|p| p.as_list()))
             .filter(|p| !p.is_empty());
         let path = match raw_path {
             Some(raw_path) => {
@@ -161,9 +206,9 @@ pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, M
         entry.pad = attributes.pad.then_some(PadKind::Listed);
         entry.executable = attributes.executable;
         entry.hidden = attributes.hidden;
-        entry.mtime = dict.get_int("mtime");
+        entry.mtime = keys.mtime();
         if attributes.symlink {
-            entry.symlink_target = symlink_target(dict, label)?;
+            entry.symlink_target = symlink_target(&keys, label)?;
         }
         files.push(entry);
     }
@@ -176,15 +221,16 @@ pub fn v1_single_file(info: Dict<'_>, name: &str) -> Result<FileEntry, MetainfoE
         return Err(MetainfoError::MissingName);
     }
     let label = || name.to_owned();
-    let attributes = Attributes::of(info);
-    let size = file_length(info, attributes.symlink, label)?;
+    let keys = FileKeys::of(info);
+    let attributes = keys.attributes();
+    let size = file_length(&keys, attributes.symlink, label)?;
     let mut entry = FileEntry::new(name.to_owned(), size);
     entry.pad = attributes.pad.then_some(PadKind::Listed);
     entry.executable = attributes.executable;
     entry.hidden = attributes.hidden;
-    entry.mtime = info.get_int("mtime");
+    entry.mtime = keys.mtime();
     if attributes.symlink {
-        entry.symlink_target = symlink_target(info, label)?;
+        entry.symlink_target = symlink_target(&keys, label)?;
     }
     Ok(entry)
 }
@@ -262,20 +308,21 @@ fn v2_file(properties: Dict<'_>, path: &str) -> Result<FileEntry, MetainfoError>
         path
     };
     let label = || path.to_owned();
-    let attributes = Attributes::of(properties);
+    let keys = FileKeys::of(properties);
+    let attributes = keys.attributes();
     if attributes.pad {
         return Err(MetainfoError::PadFileInTree { path: label() });
     }
-    let size = file_length(properties, attributes.symlink, label)?;
+    let size = file_length(&keys, attributes.symlink, label)?;
     let mut entry = FileEntry::new(path.to_owned(), size);
     entry.executable = attributes.executable;
     entry.hidden = attributes.hidden;
-    entry.mtime = properties.get_int("mtime");
+    entry.mtime = keys.mtime();
     if attributes.symlink {
-        entry.symlink_target = symlink_target(properties, label)?;
+        entry.symlink_target = symlink_target(&keys, label)?;
     }
     if size > 0 {
-        let root = properties.get_bytes("pieces root").ok_or_else(|| {
+        let root = keys.pieces_root.and_then(|r| r.as_bytes()).ok_or_else(|| {
             MetainfoError::InvalidPiecesRoot {
                 file: label(),
                 reason: "missing `pieces root`",

@@ -40,9 +40,29 @@ fn is_replaced(c: char) -> bool {
     c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
 }
 
+/// The bytes [`append_component`] keeps as they are: printable ASCII but for separators and
+/// what Windows refuses in names.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        plain[b as usize] = !matches!(
+            b,
+            b'/' | b'\\' | b'<' | b'>' | b':' | b'"' | b'|' | b'?' | b'*'
+        );
+        b += 1;
+    }
+    plain
+};
+
 /// Whether `name` is a Windows device name, which opens a device instead of a file even with
 /// an extension (`nul.txt`).
 fn is_device_name(name: &str) -> bool {
+    // Every device name starts with one of these letters; most names are ruled out here.
+    let first = name.as_bytes().first().map(u8::to_ascii_lowercase);
+    if !matches!(first, Some(b'c' | b'p' | b'a' | b'n' | b'l')) {
+        return false;
+    }
     let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
     const DEVICES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
     if DEVICES.iter().any(|d| stem.eq_ignore_ascii_case(d)) {
@@ -103,15 +123,20 @@ pub fn append_component(out: &mut String, raw: &[u8]) -> bool {
         out.push('/');
     }
     let start = out.len();
-    for chunk in raw.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if is_removed(c) {
-                continue;
+    if raw.iter().all(|&b| PLAIN[usize::from(b)]) {
+        // The common case: nothing to remove or replace, and each byte is an ASCII char.
+        out.extend(raw.iter().map(|&b| char::from(b)));
+    } else {
+        for chunk in raw.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if is_removed(c) {
+                    continue;
+                }
+                out.push(if is_replaced(c) { '_' } else { c });
             }
-            out.push(if is_replaced(c) { '_' } else { c });
-        }
-        if !chunk.invalid().is_empty() {
-            out.push('_');
+            if !chunk.invalid().is_empty() {
+                out.push('_');
+            }
         }
     }
     trim_trailing_dots_and_spaces(out, start);
@@ -182,23 +207,35 @@ impl Deduplicator {
         /// FNV-1a, 64 bits.
         const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0100_0000_01b3;
-        // (hash, is a file)
-        let mut names: Vec<(u64, bool)> = Vec::with_capacity(paths.len() * 2);
+        /// Directories recently seen, by hash, so that one shared by many files is listed
+        /// about once (a direct-mapped cache: a miss only lists a directory again).
+        const RECENT_DIRS: usize = 1 << 12;
+        let mut recent_dirs = vec![0u64; RECENT_DIRS];
+        // Each name's hash with its lowest bit replaced by whether it is a file.
+        let mut names: Vec<u64> = Vec::with_capacity(paths.len() * 2);
         for path in paths.iter().flatten() {
             let mut hash = OFFSET;
             for byte in path.bytes() {
                 if byte == b'/' {
-                    names.push((hash, false));
+                    let dir = hash & !1;
+                    // Stored with the lowest bit set, so that no hash matches an empty slot.
+                    let slot = recent_dirs.get_mut((hash >> 1) as usize % RECENT_DIRS);
+                    if let Some(seen) = slot.filter(|seen| **seen != dir | 1) {
+                        *seen = dir | 1;
+                        names.push(dir);
+                    }
                 }
                 hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(PRIME);
             }
-            names.push((hash, true));
+            names.push(hash | 1);
         }
         names.sort_unstable();
-        names.dedup_by(|a, b| a == b && !a.1);
+        // A run of equal hashes (ignoring the lowest bit) collides if it holds a file and
+        // anything else; equal directories are the same directory.
+        names.dedup_by(|a, b| a == b && *a & 1 == 0);
         names
-            .chunk_by(|a, b| a.0 == b.0)
-            .any(|group| group.len() > 1 && group.iter().any(|&(_, file)| file))
+            .chunk_by(|a, b| a >> 1 == b >> 1)
+            .any(|run| run.len() > 1 && run.iter().any(|name| name & 1 == 1))
     }
 
     /// Renames colliding files, in order: every directory is taken first, then each file takes
