@@ -109,10 +109,7 @@ struct Open {
     /// Where its node waits in `nodes` to be completed; `None` for the root, which is kept
     /// apart.
     slot: Option<usize>,
-    start: u32,
     is_dict: bool,
-    /// Items (or entries) read so far.
-    len: u32,
     /// Whether everything read so far is canonical.
     canonical: bool,
     /// The span of the last key's bytes, for checking the order of keys.
@@ -164,30 +161,26 @@ impl<'a> Decoder<'a> {
                 }
             }
             // An item follows: in a dictionary, its key first.
-            let key = if top.is_dict {
-                Some(self.key(pos)?)
-            } else {
-                None
-            };
-            if let Some(top) = self.open.last_mut() {
-                top.len += 1;
-                if let Some((key, body)) = key {
-                    if let Some(kind) = key_order(self.input, top.last_key, (body, key.end)) {
-                        if self.strict {
+            if top.is_dict {
+                let (key, body) = self.key(pos)?;
+                let strict = self.strict;
+                if let Some(dict) = self.open.last_mut() {
+                    if let Some(kind) = key_order(self.input, dict.last_key, (body, key.end)) {
+                        if strict {
                             return Err(DecodeError { offset: pos, kind });
                         }
-                        top.canonical = false;
+                        dict.canonical = false;
                     }
-                    top.canonical &= key.canonical;
-                    top.last_key = Some((body, key.end));
-                    pos = key.end as usize;
-                    self.nodes.push(key);
+                    dict.canonical &= key.canonical();
+                    dict.last_key = Some((body, key.end));
                 }
+                pos = key.end as usize;
+                self.nodes.push(key);
             }
             match self.scalar_or_open(pos)? {
                 Some(node) => {
                     if let Some(parent) = self.open.last_mut() {
-                        parent.canonical &= node.canonical;
+                        parent.canonical &= node.canonical();
                     }
                     pos = node.end as usize;
                     self.nodes.push(node);
@@ -213,25 +206,19 @@ impl<'a> Decoder<'a> {
                 if self.open.len() >= self.max_depth as usize {
                     return Err(self.err(start, E::DepthExceeded(self.max_depth)));
                 }
-                // Offsets fit in u32: the input is shorter than 4 GiB.
-                let start = start as u32;
                 let slot = if self.open.is_empty() {
                     None
                 } else {
                     // A placeholder, completed when the container closes.
                     self.nodes.push(Node {
-                        start,
-                        end: start,
-                        canonical: true,
-                        shape: Shape::Int,
+                        end: 0,
+                        shape: Shape::Int { canonical: true },
                     });
                     Some(self.nodes.len() - 1)
                 };
                 self.open.push(Open {
                     slot,
-                    start,
                     is_dict: b == b'd',
-                    len: 0,
                     canonical: true,
                     last_key: None,
                 });
@@ -251,21 +238,21 @@ impl<'a> Decoder<'a> {
         };
         // Fewer nodes than bytes of input, so fewer than 2^32.
         let descendants = descendants as u32;
+        let canonical = open.canonical;
         let shape = if open.is_dict {
             Shape::Dict {
-                len: open.len,
                 descendants,
+                canonical,
             }
         } else {
             Shape::List {
-                len: open.len,
                 descendants,
+                canonical,
             }
         };
+        // Offsets fit in u32: the input is shorter than 4 GiB.
         let node = Node {
-            start: open.start,
             end: end as u32,
-            canonical: open.canonical,
             shape,
         };
         if let Some(parent) = self.open.last_mut() {
@@ -340,10 +327,10 @@ impl<'a> Decoder<'a> {
         }
         // Offsets fit in u32: the input is shorter than 4 GiB.
         Ok(Node {
-            start: start as u32,
             end: (number.end + 1) as u32,
-            canonical: !number.leading_zero && !negative_zero,
-            shape: Shape::Int,
+            shape: Shape::Int {
+                canonical: !number.leading_zero && !negative_zero,
+            },
         })
     }
 
@@ -365,10 +352,10 @@ impl<'a> Decoder<'a> {
         // Offsets fit in u32: the input is shorter than 4 GiB.
         let body = body as u32;
         let node = Node {
-            start: start as u32,
             end: body + length.value as u32,
-            canonical: !length.leading_zero,
-            shape: Shape::Bytes { body },
+            shape: Shape::Bytes {
+                canonical: !length.leading_zero,
+            },
         };
         Ok((node, body))
     }

@@ -7,45 +7,48 @@
 
 use std::fmt;
 
-/// What one node holds besides its span, by type.
+/// What one node is, and whether it is canonical bencode (what
+/// [`Mode::Strict`](super::Mode::Strict) accepts), everything inside it included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Shape {
-    /// `i…e`; the number is read from the span when asked for.
-    Int,
-    /// `N:…`; `body` is where the string's bytes start (after the colon).
-    Bytes {
-        /// Offset of the first byte after the colon.
-        body: u32,
+    /// `i…e`; the number is read from the input when asked for.
+    Int {
+        /// Canonical.
+        canonical: bool,
     },
-    /// `l…e` holding `len` items, which take the `descendants` nodes after it.
+    /// `N:…`; the string's bytes follow the first colon.
+    Bytes {
+        /// Canonical.
+        canonical: bool,
+    },
+    /// `l…e`, whose items take the `descendants` nodes after it.
     List {
-        /// Number of items.
-        len: u32,
         /// Number of nodes inside the list, at any depth.
         descendants: u32,
+        /// Canonical.
+        canonical: bool,
     },
-    /// `d…e` holding `len` entries, each a key node then its value's nodes, which take the
-    /// `descendants` nodes after it.
+    /// `d…e`, whose entries (each a key node then its value's nodes) take the `descendants`
+    /// nodes after it.
     Dict {
-        /// Number of entries.
-        len: u32,
         /// Number of nodes inside the dictionary (keys included), at any depth.
         descendants: u32,
+        /// Canonical.
+        canonical: bool,
     },
 }
 
-/// One value or dictionary key of a [`Document`]: its span in the input and its shape.
+/// One value or dictionary key of a [`Document`]: where it ends in the input, and its shape.
 ///
-/// Offsets are `u32`: the decoder refuses inputs of 4 GiB or more.
+/// Where it starts is not stored: the root starts the input, the first item of a container
+/// starts just after the container's first byte, and every other value or key starts where
+/// the one before it ended. Views ([`Value`], the iterators) carry that position along.
+///
+/// Offsets are `u32`: the decoder refuses inputs of 4 GiB or more. A node takes 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Node {
-    /// Offset of the value's first byte.
-    pub(super) start: u32,
     /// Offset just past the value's last byte.
     pub(super) end: u32,
-    /// Whether the value, and everything inside it, is canonical bencode (what
-    /// [`Mode::Strict`](super::Mode::Strict) accepts).
-    pub(super) canonical: bool,
     pub(super) shape: Shape,
 }
 
@@ -56,7 +59,27 @@ impl Node {
             Shape::List { descendants, .. } | Shape::Dict { descendants, .. } => {
                 descendants as usize
             }
-            Shape::Int | Shape::Bytes { .. } => 0,
+            Shape::Int { .. } | Shape::Bytes { .. } => 0,
+        }
+    }
+
+    /// Whether the value, everything inside it included, is canonical.
+    pub(super) fn canonical(&self) -> bool {
+        match self.shape {
+            Shape::Int { canonical }
+            | Shape::Bytes { canonical }
+            | Shape::List { canonical, .. }
+            | Shape::Dict { canonical, .. } => canonical,
+        }
+    }
+
+    /// The bytes of a string node that starts at `start`: those after the first colon.
+    fn string_bytes<'a>(&self, input: &'a [u8], start: u32) -> &'a [u8] {
+        let raw = span(input, start, self.end);
+        match raw.iter().position(|&b| b == b':') {
+            Some(colon) => raw.get(colon + 1..).unwrap_or_default(),
+            // Every string has its colon: the decoder checked it.
+            None => &[],
         }
     }
 }
@@ -89,6 +112,7 @@ impl<'a> Document<'a> {
     pub fn root(&self) -> Value<'_> {
         Value {
             input: self.input,
+            start: 0,
             node: self.root,
             descendants: &self.nodes,
         }
@@ -96,7 +120,7 @@ impl<'a> Document<'a> {
 
     /// The root's bytes exactly as they appeared in the input.
     pub fn raw(&self) -> &'a [u8] {
-        span(self.input, self.root.start, self.root.end)
+        span(self.input, 0, self.root.end)
     }
 
     /// The root's content.
@@ -112,7 +136,7 @@ impl<'a> Document<'a> {
     /// The root byte string, if it is one.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
         match self.root.shape {
-            Shape::Bytes { body } => Some(span(self.input, body, self.root.end)),
+            Shape::Bytes { .. } => Some(self.root.string_bytes(self.input, 0)),
             _ => None,
         }
     }
@@ -141,7 +165,7 @@ impl<'a> Document<'a> {
     ///
     /// [`Mode::Strict`]: super::Mode::Strict
     pub fn is_canonical(&self) -> bool {
-        self.root.canonical
+        self.root.canonical()
     }
 }
 
@@ -164,6 +188,8 @@ fn span(input: &[u8], start: u32, end: u32) -> &[u8] {
 #[derive(Clone, Copy)]
 pub struct Value<'a> {
     input: &'a [u8],
+    /// Offset of the value's first byte.
+    start: u32,
     node: Node,
     /// The nodes inside this value.
     descendants: &'a [Node],
@@ -185,45 +211,37 @@ pub enum Kind<'a> {
 impl<'a> Value<'a> {
     /// The value's bytes exactly as they appeared in the input.
     pub fn raw(&self) -> &'a [u8] {
-        span(self.input, self.node.start, self.node.end)
+        span(self.input, self.start, self.node.end)
     }
 
     /// Where the value starts in the input.
     pub fn offset(&self) -> usize {
-        self.node.start as usize
+        self.start as usize
     }
 
     /// Whether the value, and everything inside it, is canonical bencode: what
     /// [`Mode::Strict`](super::Mode::Strict) accepts (sorted unique keys, no leading zeros,
     /// no `-0`).
     pub fn is_canonical(&self) -> bool {
-        self.node.canonical
+        self.node.canonical()
     }
 
     /// The value's content.
     pub fn kind(&self) -> Kind<'a> {
         match self.node.shape {
-            // The decoder checked the integer, so parsing it again cannot fail; 0 is never
+            // The decoder checked the integer, so reading it again cannot fail; 0 is never
             // reached.
-            Shape::Int => Kind::Int(parse_int(self.raw()).unwrap_or_default()),
-            Shape::Bytes { body } => Kind::Bytes(span(self.input, body, self.node.end)),
-            Shape::List { len, .. } => Kind::List(List {
-                input: self.input,
-                len,
-                nodes: self.descendants,
-            }),
-            Shape::Dict { len, .. } => Kind::Dict(Dict {
-                input: self.input,
-                len,
-                nodes: self.descendants,
-            }),
+            Shape::Int { .. } => Kind::Int(parse_int(self.raw()).unwrap_or_default()),
+            Shape::Bytes { .. } => Kind::Bytes(self.node.string_bytes(self.input, self.start)),
+            Shape::List { .. } => Kind::List(List(self.items())),
+            Shape::Dict { .. } => Kind::Dict(Dict(self.items())),
         }
     }
 
     /// The integer, if this is one.
     pub fn as_int(&self) -> Option<i64> {
         match self.node.shape {
-            Shape::Int => parse_int(self.raw()),
+            Shape::Int { .. } => parse_int(self.raw()),
             _ => None,
         }
     }
@@ -231,7 +249,7 @@ impl<'a> Value<'a> {
     /// The byte string, if this is one.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
         match self.node.shape {
-            Shape::Bytes { body } => Some(span(self.input, body, self.node.end)),
+            Shape::Bytes { .. } => Some(self.node.string_bytes(self.input, self.start)),
             _ => None,
         }
     }
@@ -243,8 +261,8 @@ impl<'a> Value<'a> {
 
     /// The list, if this is one.
     pub fn as_list(&self) -> Option<List<'a>> {
-        match self.kind() {
-            Kind::List(list) => Some(list),
+        match self.node.shape {
+            Shape::List { .. } => Some(List(self.items())),
             _ => None,
         }
     }
@@ -252,37 +270,42 @@ impl<'a> Value<'a> {
     /// The dictionary, if this is one.
     pub fn as_dict(&self) -> Option<Dict<'a>> {
         match self.node.shape {
-            Shape::Dict { len, .. } => Some(Dict {
-                input: self.input,
-                len,
-                nodes: self.descendants,
-            }),
+            Shape::Dict { .. } => Some(Dict(self.items())),
             _ => None,
+        }
+    }
+
+    /// The items (or entries) inside this list (or dictionary).
+    fn items(&self) -> Nodes<'a> {
+        Nodes {
+            input: self.input,
+            // Just after the `l` or `d`.
+            start: self.start + 1,
+            nodes: self.descendants,
         }
     }
 
     /// A short name of the value's type, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self.node.shape {
-            Shape::Int => "integer",
+            Shape::Int { .. } => "integer",
             Shape::Bytes { .. } => "string",
             Shape::List { .. } => "list",
             Shape::Dict { .. } => "dictionary",
         }
     }
 
-    /// Splits the value at the front of `nodes` from the nodes after it.
-    fn split_first(input: &'a [u8], nodes: &'a [Node]) -> Option<(Self, &'a [Node])> {
+    /// Splits the value at the front of `nodes`, starting at `start`, from the nodes after it.
+    fn split_first(input: &'a [u8], start: u32, nodes: &'a [Node]) -> Option<(Self, &'a [Node])> {
         let (&node, rest) = nodes.split_first()?;
         let (descendants, rest) = rest.split_at_checked(node.descendants())?;
-        Some((
-            Self {
-                input,
-                node,
-                descendants,
-            },
-            rest,
-        ))
+        let value = Self {
+            input,
+            start,
+            node,
+            descendants,
+        };
+        Some((value, rest))
     }
 }
 
@@ -324,26 +347,26 @@ impl fmt::Debug for Value<'_> {
     }
 }
 
+/// The contents of a list or dictionary: its nodes and where the first starts.
+#[derive(Clone, Copy, Default)]
+struct Nodes<'a> {
+    input: &'a [u8],
+    /// Offset of the first item (or key).
+    start: u32,
+    nodes: &'a [Node],
+}
+
 /// A decoded list: a view of its items.
 ///
 /// Items are reached by walking from the first ([`iter`](Self::iter)); each step skips a
-/// whole item, however large.
+/// whole item, however large. Counting them ([`len`](Self::len)) is such a walk too.
 #[derive(Clone, Copy, Default)]
-pub struct List<'a> {
-    input: &'a [u8],
-    len: u32,
-    /// The nodes of the items, in order.
-    nodes: &'a [Node],
-}
+pub struct List<'a>(Nodes<'a>);
 
 impl<'a> List<'a> {
     /// The items in order.
     pub fn iter(&self) -> Items<'a> {
-        Items {
-            input: self.input,
-            left: self.len as usize,
-            nodes: self.nodes,
-        }
+        Items(self.0)
     }
 
     /// The item at `index` (found by walking the items before it).
@@ -351,14 +374,14 @@ impl<'a> List<'a> {
         self.iter().nth(index)
     }
 
-    /// Number of items.
+    /// Number of items (counted by walking them).
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.iter().count()
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.nodes.is_empty()
     }
 }
 
@@ -379,28 +402,27 @@ impl fmt::Debug for List<'_> {
 
 /// The items of a [`List`].
 #[derive(Clone)]
-pub struct Items<'a> {
-    input: &'a [u8],
-    left: usize,
-    nodes: &'a [Node],
-}
+pub struct Items<'a>(Nodes<'a>);
 
 impl<'a> Iterator for Items<'a> {
     type Item = Value<'a>;
 
     fn next(&mut self) -> Option<Value<'a>> {
-        let (value, rest) = Value::split_first(self.input, self.nodes)?;
-        self.nodes = rest;
-        self.left = self.left.saturating_sub(1);
+        let rest = &mut self.0;
+        let (value, nodes) = Value::split_first(rest.input, rest.start, rest.nodes)?;
+        rest.nodes = nodes;
+        rest.start = value.node.end;
         Some(value)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        // Each item takes at least one node.
+        (
+            usize::from(!self.0.nodes.is_empty()),
+            Some(self.0.nodes.len()),
+        )
     }
 }
-
-impl ExactSizeIterator for Items<'_> {}
 
 /// A decoded dictionary: a view of its entries in input order.
 ///
@@ -408,12 +430,7 @@ impl ExactSizeIterator for Items<'_> {}
 /// small, and in lenient mode they need not be sorted. When a key repeats (lenient mode),
 /// the first entry wins.
 #[derive(Clone, Copy, Default)]
-pub struct Dict<'a> {
-    input: &'a [u8],
-    len: u32,
-    /// The nodes of the entries: each key, then its value.
-    nodes: &'a [Node],
-}
+pub struct Dict<'a>(Nodes<'a>);
 
 impl<'a> Dict<'a> {
     /// The value under `key`.
@@ -453,21 +470,17 @@ impl<'a> Dict<'a> {
 
     /// The entries in input order.
     pub fn iter(&self) -> Entries<'a> {
-        Entries {
-            input: self.input,
-            left: self.len as usize,
-            nodes: self.nodes,
-        }
+        Entries(self.0)
     }
 
-    /// Number of entries.
+    /// Number of entries (counted by walking them).
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.iter().count()
     }
 
     /// Whether the dictionary is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.nodes.is_empty()
     }
 }
 
@@ -490,31 +503,35 @@ impl fmt::Debug for Dict<'_> {
 
 /// The entries of a [`Dict`]: each key's bytes and its value.
 #[derive(Clone)]
-pub struct Entries<'a> {
-    input: &'a [u8],
-    left: usize,
-    nodes: &'a [Node],
-}
+pub struct Entries<'a>(Nodes<'a>);
 
 impl<'a> Iterator for Entries<'a> {
     type Item = (&'a [u8], Value<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, rest) = self.nodes.split_first()?;
-        let key = match key.shape {
-            Shape::Bytes { body } => span(self.input, body, key.end),
-            // Every key is a byte string: the decoder refuses anything else.
-            _ => &[],
-        };
-        let (value, rest) = Value::split_first(self.input, rest)?;
-        self.nodes = rest;
-        self.left = self.left.saturating_sub(1);
-        Some((key, value))
+        let rest = &mut self.0;
+        // Every key is a byte string (the decoder refuses anything else): one node.
+        let (key, nodes) = rest.nodes.split_first()?;
+        let key_bytes = key.string_bytes(rest.input, rest.start);
+        let (value, nodes) = Value::split_first(rest.input, key.end, nodes)?;
+        rest.nodes = nodes;
+        rest.start = value.node.end;
+        Some((key_bytes, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        // Each entry takes at least two nodes.
+        let nodes = self.0.nodes.len();
+        (usize::from(nodes > 0), Some(nodes / 2))
     }
 }
 
-impl ExactSizeIterator for Entries<'_> {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_takes_12_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 12);
+    }
+}

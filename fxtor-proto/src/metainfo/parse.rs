@@ -5,7 +5,7 @@ use crate::bencode::{Dict, List, Value};
 use crate::Sha256Hash;
 
 use super::error::MetainfoError;
-use super::sanitize::{append_component, append_components};
+use super::sanitize::SanitizedPath;
 use super::storage::{FileEntry, PadKind};
 use super::LoadLimits;
 
@@ -126,19 +126,29 @@ fn file_length(
         })
 }
 
-/// Reads a list of path components: every item must be a string.
-fn path_list<'a>(
-    list: List<'a>,
+/// Reads a list of path components (every item must be a string) into a sanitised path;
+/// says too whether a component is named as a BitComet pad file.
+fn read_path(
+    list: List<'_>,
     label: impl Fn() -> String,
     reason: &'static str,
-) -> Result<impl Iterator<Item = &'a [u8]> + Clone, MetainfoError> {
-    if list.iter().any(|v| v.as_bytes().is_none()) {
-        return Err(MetainfoError::InvalidFile {
+) -> Result<(SanitizedPath, bool), MetainfoError> {
+    let joined_len = list
+        .iter()
+        .filter_map(|c| c.as_bytes())
+        .map(|c| c.len() + 1)
+        .sum();
+    let mut path = SanitizedPath::with_capacity(joined_len);
+    let mut bitcomet_pad = false;
+    for item in list {
+        let component = item.as_bytes().ok_or_else(|| MetainfoError::InvalidFile {
             file: label(),
             reason,
-        });
+        })?;
+        bitcomet_pad |= component.starts_with(BITCOMET_PAD_PREFIX);
+        path.push(component);
     }
-    Ok(list.iter().filter_map(|v| v.as_bytes()))
+    Ok((path, bitcomet_pad))
 }
 
 /// Reads a `symlink path` into a sanitised target; `None` if absent or empty once sanitised
@@ -150,14 +160,12 @@ fn symlink_target(
     let Some(list) = keys.symlink_path.and_then(|p| p.as_list()) else {
         return Ok(None);
     };
-    let components = path_list(
+    let (target, _) = read_path(
         list,
         label,
         "`symlink path` holds something other than strings",
     )?;
-    let mut target = String::new();
-    append_components(&mut target, components);
-    Ok((!target.is_empty()).then_some(target))
+    Ok((!target.is_empty()).then(|| target.into_string()))
 }
 
 /// Reads a v1 multi-file `files` list.
@@ -184,20 +192,13 @@ pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, M
             .filter(|p| !p.is_empty());
         let path = match raw_path {
             Some(raw_path) => {
-                let components =
-                    path_list(raw_path, label, "`path` holds something other than strings")?;
-                if components
-                    .clone()
-                    .any(|c| c.starts_with(BITCOMET_PAD_PREFIX))
-                {
-                    attributes.pad = true;
+                let (mut path, bitcomet_pad) =
+                    read_path(raw_path, label, "`path` holds something other than strings")?;
+                attributes.pad |= bitcomet_pad;
+                if path.is_empty() {
+                    path.push(PLACEHOLDER_NAME.as_bytes());
                 }
-                let capacity = components.clone().map(|c| c.len() + 1).sum();
-                let mut path = String::with_capacity(capacity);
-                if !append_components(&mut path, components) {
-                    path.push_str(PLACEHOLDER_NAME);
-                }
-                path
+                path.into_string()
             }
             None if attributes.pad => format!(".pad/{size}"),
             None => return Err(MetainfoError::MissingPath { file: label() }),
@@ -246,7 +247,7 @@ pub struct FileTree {
 /// Reads a v2 `file tree`.
 pub fn file_tree(tree: Dict<'_>, limits: &LoadLimits) -> Result<FileTree, MetainfoError> {
     let mut files = Vec::new();
-    let mut path = String::new();
+    let mut path = SanitizedPath::default();
     walk_tree(tree, &mut path, 0, limits, &mut files)?;
     let single_file = tree.len() == 1 && tree.iter().all(|(_, v)| is_file_node(v));
     Ok(FileTree { files, single_file })
@@ -260,7 +261,7 @@ fn is_file_node(node: Value<'_>) -> bool {
 
 fn walk_tree(
     tree: Dict<'_>,
-    path: &mut String,
+    path: &mut SanitizedPath,
     depth: usize,
     limits: &LoadLimits,
     files: &mut Vec<FileEntry>,
@@ -272,13 +273,13 @@ fn walk_tree(
         let parent_len = path.len();
         if key.is_empty() {
             return Err(MetainfoError::FileTree {
-                path: path.clone(),
+                path: path.to_path_string(),
                 reason: "an empty name (a file must be the only entry of its node)",
             });
         }
-        append_component(path, key);
+        path.push(key);
         let dict = node.as_dict().ok_or_else(|| MetainfoError::FileTree {
-            path: path.clone(),
+            path: path.to_path_string(),
             reason: "not a dictionary",
         })?;
         if is_file_node(node) {
@@ -288,7 +289,7 @@ fn walk_tree(
                 });
             }
             let properties = dict.get_dict("").ok_or_else(|| MetainfoError::FileTree {
-                path: path.clone(),
+                path: path.to_path_string(),
                 reason: "file properties are not a dictionary",
             })?;
             files.push(v2_file(properties, path)?);
@@ -301,20 +302,20 @@ fn walk_tree(
 }
 
 /// Reads the properties of one v2 file at `path` (sanitised).
-fn v2_file(properties: Dict<'_>, path: &str) -> Result<FileEntry, MetainfoError> {
+fn v2_file(properties: Dict<'_>, path: &SanitizedPath) -> Result<FileEntry, MetainfoError> {
     let path = if path.is_empty() {
-        PLACEHOLDER_NAME
+        PLACEHOLDER_NAME.to_owned()
     } else {
-        path
+        path.to_path_string()
     };
-    let label = || path.to_owned();
+    let label = || path.clone();
     let keys = FileKeys::of(properties);
     let attributes = keys.attributes();
     if attributes.pad {
         return Err(MetainfoError::PadFileInTree { path: label() });
     }
     let size = file_length(&keys, attributes.symlink, label)?;
-    let mut entry = FileEntry::new(path.to_owned(), size);
+    let mut entry = FileEntry::new(path.clone(), size);
     entry.executable = attributes.executable;
     entry.hidden = attributes.hidden;
     entry.mtime = keys.mtime();
