@@ -1,4 +1,3 @@
-use nom::bytes::complete::take_while1;
 use nom::IResult;
 
 use super::error::{DecodeError, DecodeErrorKind as E};
@@ -70,14 +69,18 @@ pub fn decode_prefix(
             kind: E::InputTooLarge,
         });
     }
+    // A .torrent's file list takes about one node per 6 to 8 bytes; reserving for that
+    // saves growing the vector in steps. Capped, so that a large input of few values (one
+    // long string) does not reserve much it never uses.
+    let expected_nodes = (input.len() / 6).min(1 << 20);
     let mut decoder = Decoder {
         input,
         strict: mode == Mode::Strict,
         max_depth: limits.max_depth.min(Limits::DEPTH_CEILING),
         values_left: limits.max_values,
         max_values: limits.max_values,
-        nodes: Vec::new(),
-        open: Vec::new(),
+        nodes: Vec::with_capacity(expected_nodes),
+        outer: Vec::new(),
     };
     let root = decoder.run()?;
     let used = root.end as usize;
@@ -89,8 +92,8 @@ pub fn decode_prefix(
     Ok((document, used))
 }
 
-/// Reads a document into nodes, without recursion: containers not yet closed wait on a
-/// stack.
+/// Reads a document into nodes, without recursion: the containers around the one being read
+/// wait on a stack.
 struct Decoder<'a> {
     /// The input, shorter than 4 GiB so that every offset fits in a `u32`.
     input: &'a [u8],
@@ -100,8 +103,8 @@ struct Decoder<'a> {
     max_values: usize,
     /// Every node but the root's, in input order.
     nodes: Vec<Node>,
-    /// The lists and dictionaries being read, outermost first.
-    open: Vec<Open>,
+    /// The lists and dictionaries around the one being read, outermost first.
+    outer: Vec<Open>,
 }
 
 /// A list or dictionary whose end has not been read yet.
@@ -116,8 +119,15 @@ struct Open {
     last_key: Option<(u32, u32)>,
 }
 
+/// A value just read: a whole string or integer, or a list or dictionary just opened.
+enum Item {
+    Scalar(Node),
+    Opened(Open),
+}
+
+/// A run of one or more decimal digits.
 fn digits(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    take_while1(|b: u8| b.is_ascii_digit())(i)
+    nom::character::complete::digit1(i)
 }
 
 /// An unsigned decimal number as read by [`Decoder::number`].
@@ -135,103 +145,93 @@ impl<'a> Decoder<'a> {
     }
 
     fn byte_at(&self, pos: usize) -> Result<u8, DecodeError> {
-        self.input.get(pos).copied().ok_or(DecodeError {
-            offset: pos,
-            kind: E::UnexpectedEof,
-        })
+        match self.input.get(pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.err(pos, E::UnexpectedEof)),
+        }
     }
 
     /// Reads the document's value: returns the root's node, leaving the others in `nodes`.
     fn run(&mut self) -> Result<Node, DecodeError> {
-        let Some(root) = self.scalar_or_open(0)? else {
-            return self.read_containers(1);
-        };
-        Ok(root)
+        match self.value(0, 0)? {
+            Item::Scalar(root) => Ok(root),
+            Item::Opened(root) => self.read_containers(root, 1),
+        }
     }
 
-    /// Reads on from `pos`, just inside the root list or dictionary, until it closes; returns
-    /// the root's node.
-    fn read_containers(&mut self, mut pos: usize) -> Result<Node, DecodeError> {
-        while let Some(top) = self.open.last() {
+    /// Reads on from `pos`, just inside the root list or dictionary `root`, until it closes;
+    /// returns the root's node.
+    fn read_containers(&mut self, root: Open, mut pos: usize) -> Result<Node, DecodeError> {
+        // The innermost open container; those around it wait in `outer`.
+        let mut current = root;
+        loop {
             if self.byte_at(pos)? == b'e' {
                 pos += 1;
-                match self.close(pos) {
-                    Some(root) => return Ok(root),
-                    None => continue,
-                }
+                let node = self.close(&current, pos);
+                let Some(parent) = self.outer.pop() else {
+                    return Ok(node);
+                };
+                current = parent;
+                current.canonical &= node.canonical();
+                continue;
             }
             // An item follows: in a dictionary, its key first.
-            if top.is_dict {
-                let (key, body) = self.key(pos)?;
-                let strict = self.strict;
-                if let Some(dict) = self.open.last_mut() {
-                    if let Some(kind) = key_order(self.input, dict.last_key, (body, key.end)) {
-                        if strict {
-                            return Err(DecodeError { offset: pos, kind });
-                        }
-                        dict.canonical = false;
-                    }
-                    dict.canonical &= key.canonical();
-                    dict.last_key = Some((body, key.end));
-                }
-                pos = key.end as usize;
-                self.nodes.push(key);
+            if current.is_dict {
+                pos = self.key(&mut current, pos)?;
             }
-            match self.scalar_or_open(pos)? {
-                Some(node) => {
-                    if let Some(parent) = self.open.last_mut() {
-                        parent.canonical &= node.canonical();
-                    }
+            // Containers are open around it: `current` and those in `outer`.
+            let depth = self.outer.len() + 1;
+            match self.value(pos, depth)? {
+                Item::Scalar(node) => {
+                    current.canonical &= node.canonical();
                     pos = node.end as usize;
                     self.nodes.push(node);
                 }
-                None => pos += 1,
+                Item::Opened(open) => {
+                    self.outer.push(std::mem::replace(&mut current, open));
+                    pos += 1;
+                }
             }
         }
-        // Not reached: the loop ends by closing the root, which returns it.
-        Err(self.err(pos, E::UnexpectedEof))
     }
 
-    /// Reads the value at `start`: the node of a string or integer, or `None` after opening
-    /// a list or dictionary.
-    fn scalar_or_open(&mut self, start: usize) -> Result<Option<Node>, DecodeError> {
+    /// Reads the value at `start`, inside `depth` open containers: the node of a string or
+    /// integer, or a list or dictionary opened (its node a placeholder in `nodes`, unless it
+    /// is the root).
+    #[inline(always)]
+    fn value(&mut self, start: usize, depth: usize) -> Result<Item, DecodeError> {
         if self.values_left == 0 {
             return Err(self.err(start, E::TooManyValues(self.max_values)));
         }
         self.values_left -= 1;
         match self.byte_at(start)? {
-            b'i' => self.int(start).map(Some),
-            b'0'..=b'9' => self.string(start).map(|(node, _)| Some(node)),
+            b'i' => self.int(start).map(Item::Scalar),
+            b'0'..=b'9' => self.string(start).map(|(node, _)| Item::Scalar(node)),
             b @ (b'l' | b'd') => {
-                if self.open.len() >= self.max_depth as usize {
+                if depth >= self.max_depth as usize {
                     return Err(self.err(start, E::DepthExceeded(self.max_depth)));
                 }
-                let slot = if self.open.is_empty() {
-                    None
-                } else {
-                    // A placeholder, completed when the container closes.
+                let slot = (depth > 0).then(|| {
+                    // Completed when the container closes.
                     self.nodes.push(Node {
                         end: 0,
                         shape: Shape::Int { canonical: true },
                     });
-                    Some(self.nodes.len() - 1)
-                };
-                self.open.push(Open {
+                    self.nodes.len() - 1
+                });
+                Ok(Item::Opened(Open {
                     slot,
                     is_dict: b == b'd',
                     canonical: true,
                     last_key: None,
-                });
-                Ok(None)
+                }))
             }
             b => Err(self.err(start, E::UnexpectedByte(b))),
         }
     }
 
-    /// Closes the innermost open container, which ends just before `end`. Returns its node
-    /// if it is the root.
-    fn close(&mut self, end: usize) -> Option<Node> {
-        let open = self.open.pop()?;
+    /// Completes the node of `open`, which ends just before `end`; returns it.
+    fn close(&mut self, open: &Open, end: usize) -> Node {
         let descendants = match open.slot {
             Some(slot) => self.nodes.len() - slot - 1,
             None => self.nodes.len(),
@@ -255,24 +255,29 @@ impl<'a> Decoder<'a> {
             end: end as u32,
             shape,
         };
-        if let Some(parent) = self.open.last_mut() {
-            parent.canonical &= open.canonical;
+        if let Some(placeholder) = open.slot.and_then(|slot| self.nodes.get_mut(slot)) {
+            *placeholder = node;
         }
-        match open.slot.and_then(|slot| self.nodes.get_mut(slot)) {
-            Some(placeholder) => {
-                *placeholder = node;
-                None
-            }
-            None => Some(node),
-        }
+        node
     }
 
-    /// Reads a dictionary key at `pos`: its node and where its bytes start.
-    fn key(&self, pos: usize) -> Result<(Node, u32), DecodeError> {
+    /// Reads the key of an entry of `dict` at `pos`, checking its order; returns where its
+    /// value starts.
+    fn key(&mut self, dict: &mut Open, pos: usize) -> Result<usize, DecodeError> {
         if !self.input.get(pos).is_some_and(u8::is_ascii_digit) {
             return Err(self.err(pos, E::NonStringKey));
         }
-        self.string(pos)
+        let (key, body) = self.string(pos)?;
+        if let Some(kind) = key_order(self.input, dict.last_key, (body, key.end)) {
+            if self.strict {
+                return Err(self.err(pos, kind));
+            }
+            dict.canonical = false;
+        }
+        dict.canonical &= key.canonical();
+        dict.last_key = Some((body, key.end));
+        self.nodes.push(key);
+        Ok(key.end as usize)
     }
 
     /// Parses an unsigned run of digits at `pos`.
@@ -287,11 +292,18 @@ impl<'a> Decoder<'a> {
             return Err(self.err(pos, E::LeadingZero));
         }
         let mut value: u64 = 0;
-        for &d in run {
-            value = value
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                .ok_or(self.err(pos, E::IntegerOverflow))?;
+        if run.len() <= 19 {
+            // Nineteen digits always fit in a u64.
+            for &d in run {
+                value = value * 10 + u64::from(d - b'0');
+            }
+        } else {
+            for &d in run {
+                value = value
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                    .ok_or_else(|| self.err(pos, E::IntegerOverflow))?;
+            }
         }
         Ok(Number {
             value,
