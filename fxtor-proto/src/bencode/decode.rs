@@ -366,6 +366,7 @@ impl<'a> Decoder<'a> {
         let node = Node {
             end: body + length.value as u32,
             shape: Shape::Bytes {
+                body,
                 canonical: !length.leading_zero,
             },
         };

@@ -16,8 +16,10 @@ pub(super) enum Shape {
         /// Canonical.
         canonical: bool,
     },
-    /// `N:…`; the string's bytes follow the first colon.
+    /// `N:…`; the string's bytes start at `body`, after the colon.
     Bytes {
+        /// Offset of the string's first byte.
+        body: u32,
         /// Canonical.
         canonical: bool,
     },
@@ -40,7 +42,8 @@ pub(super) enum Shape {
 
 /// One value or dictionary key of a [`Document`]: where it ends in the input, and its shape.
 ///
-/// Where it starts is not stored: the root starts the input, the first item of a container
+/// Where it starts is not stored (only, for a string, where its bytes start): the root
+/// starts the input, the first item of a container
 /// starts just after the container's first byte, and every other value or key starts where
 /// the one before it ended. Views ([`Value`], the iterators) carry that position along.
 ///
@@ -67,19 +70,17 @@ impl Node {
     pub(super) fn canonical(&self) -> bool {
         match self.shape {
             Shape::Int { canonical }
-            | Shape::Bytes { canonical }
+            | Shape::Bytes { canonical, .. }
             | Shape::List { canonical, .. }
             | Shape::Dict { canonical, .. } => canonical,
         }
     }
 
-    /// The bytes of a string node that starts at `start`: those after the first colon.
-    fn string_bytes<'a>(&self, input: &'a [u8], start: u32) -> &'a [u8] {
-        let raw = span(input, start, self.end);
-        match raw.iter().position(|&b| b == b':') {
-            Some(colon) => raw.get(colon + 1..).unwrap_or_default(),
-            // Every string has its colon: the decoder checked it.
-            None => &[],
+    /// The bytes of a string node (empty for other nodes).
+    fn string_bytes<'a>(&self, input: &'a [u8]) -> &'a [u8] {
+        match self.shape {
+            Shape::Bytes { body, .. } => span(input, body, self.end),
+            _ => &[],
         }
     }
 }
@@ -136,7 +137,7 @@ impl<'a> Document<'a> {
     /// The root byte string, if it is one.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
         match self.root.shape {
-            Shape::Bytes { .. } => Some(self.root.string_bytes(self.input, 0)),
+            Shape::Bytes { .. } => Some(self.root.string_bytes(self.input)),
             _ => None,
         }
     }
@@ -232,7 +233,7 @@ impl<'a> Value<'a> {
             // The decoder checked the integer, so reading it again cannot fail; 0 is never
             // reached.
             Shape::Int { .. } => Kind::Int(parse_int(self.raw()).unwrap_or_default()),
-            Shape::Bytes { .. } => Kind::Bytes(self.node.string_bytes(self.input, self.start)),
+            Shape::Bytes { .. } => Kind::Bytes(self.node.string_bytes(self.input)),
             Shape::List { .. } => Kind::List(List(self.items())),
             Shape::Dict { .. } => Kind::Dict(Dict(self.items())),
         }
@@ -249,7 +250,7 @@ impl<'a> Value<'a> {
     /// The byte string, if this is one.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
         match self.node.shape {
-            Shape::Bytes { .. } => Some(self.node.string_bytes(self.input, self.start)),
+            Shape::Bytes { .. } => Some(self.node.string_bytes(self.input)),
             _ => None,
         }
     }
@@ -512,7 +513,7 @@ impl<'a> Iterator for Entries<'a> {
         let rest = &mut self.0;
         // Every key is a byte string (the decoder refuses anything else): one node.
         let (key, nodes) = rest.nodes.split_first()?;
-        let key_bytes = key.string_bytes(rest.input, rest.start);
+        let key_bytes = key.string_bytes(rest.input);
         let (value, nodes) = Value::split_first(rest.input, key.end, nodes)?;
         rest.nodes = nodes;
         rest.start = value.node.end;

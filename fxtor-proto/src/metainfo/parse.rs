@@ -126,19 +126,22 @@ fn file_length(
         })
 }
 
+/// A value with its list, if it is one.
+fn with_list(value: Value<'_>) -> Option<(Value<'_>, List<'_>)> {
+    Some((value, value.as_list()?))
+}
+
 /// Reads a list of path components (every item must be a string) into a sanitised path;
 /// says too whether a component is named as a BitComet pad file.
 fn read_path(
+    value: Value<'_>,
     list: List<'_>,
     label: impl Fn() -> String,
     reason: &'static str,
 ) -> Result<(SanitizedPath, bool), MetainfoError> {
-    let joined_len = list
-        .iter()
-        .filter_map(|c| c.as_bytes())
-        .map(|c| c.len() + 1)
-        .sum();
-    let mut path = SanitizedPath::with_capacity(joined_len);
+    // The list's encoding is a little longer than the path it makes (its length prefixes
+    // are longer than the slashes joining the components).
+    let mut path = SanitizedPath::with_capacity(value.raw().len());
     let mut bitcomet_pad = false;
     for item in list {
         let component = item.as_bytes().ok_or_else(|| MetainfoError::InvalidFile {
@@ -157,10 +160,11 @@ fn symlink_target(
     keys: &FileKeys<'_>,
     label: impl Fn() -> String,
 ) -> Result<Option<String>, MetainfoError> {
-    let Some(list) = keys.symlink_path.and_then(|p| p.as_list()) else {
+    let Some((value, list)) = keys.symlink_path.and_then(with_list) else {
         return Ok(None);
     };
     let (target, _) = read_path(
+        value,
         list,
         label,
         "`symlink path` holds something other than strings",
@@ -185,15 +189,13 @@ pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, M
         let keys = FileKeys::of(dict);
         let mut attributes = keys.attributes();
         let size = file_length(&keys, attributes.symlink, label)?;
-        let raw_path = keys
-            .path_utf8
-            .and_then(|p| p.as_list())
-            .or_else(|| keys.path.and_then(|p| p.as_list()))
-            .filter(|p| !p.is_empty());
+        let raw_path = (keys.path_utf8.and_then(with_list))
+            .or_else(|| keys.path.and_then(with_list))
+            .filter(|(_, list)| !list.is_empty());
         let path = match raw_path {
-            Some(raw_path) => {
-                let (mut path, bitcomet_pad) =
-                    read_path(raw_path, label, "`path` holds something other than strings")?;
+            Some((value, list)) => {
+                let reason = "`path` holds something other than strings";
+                let (mut path, bitcomet_pad) = read_path(value, list, label, reason)?;
                 attributes.pad |= bitcomet_pad;
                 if path.is_empty() {
                     path.push(PLACEHOLDER_NAME.as_bytes());
