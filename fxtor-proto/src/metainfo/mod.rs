@@ -207,36 +207,46 @@ impl TorrentInfo {
             None => None,
         };
 
-        // The v1 view: a `files` list, or a single file named `name` (required without v2).
-        let (v1_files, v1_multi) = match dict.get("files") {
-            Some(list) => {
-                let list = list.as_list().ok_or(MetainfoError::WrongType {
-                    key: "files",
-                    expected: "a list",
-                })?;
-                (Some(parse::v1_files(list, limits)?), true)
-            }
-            None if !v2 || dict.get("length").is_some() => {
-                (Some(vec![parse::v1_single_file(dict, &name)?]), false)
-            }
-            None => (None, false),
+        // The v1 view: a `files` list, or a single file named `name` (required without v2),
+        // read before the v2 tree. Beside a tree, which gives the files, it is only checked
+        // against the tree, so its files are not built.
+        let files_list = match dict.get("files") {
+            Some(list) => Some(list.as_list().ok_or(MetainfoError::WrongType {
+                key: "files",
+                expected: "a list",
+            })?),
+            None => None,
         };
-        let v2_tree = file_tree
-            .map(|tree| parse::file_tree(tree, limits))
-            .transpose()?;
-
-        let (files, multi_file) = match (v1_files, v2_tree) {
-            (Some(files), None) => (files, v1_multi),
-            (None, Some(tree)) => (
-                parse::v2_layout(tree.files, piece_length, limits)?,
-                !tree.single_file,
-            ),
-            (Some(v1), Some(tree)) => (
-                parse::hybrid_layout(&v1, tree.files, piece_length, limits)?,
-                v1_multi,
-            ),
-            // A v1 view is read whenever there is no v2 one.
-            (None, None) => return Err(MetainfoError::MissingKey("files")),
+        let v1_multi = files_list.is_some();
+        let (files, multi_file) = match file_tree {
+            None => {
+                let files = match files_list {
+                    Some(list) => parse::v1_files(list, limits)?,
+                    None => vec![parse::v1_single_file(dict, &name)?],
+                };
+                (files, v1_multi)
+            }
+            Some(tree) => {
+                let listing = match files_list {
+                    Some(list) => Some(parse::v1_listing(list, limits)?),
+                    None if dict.get("length").is_some() => {
+                        let file = parse::v1_single_file(dict, &name)?;
+                        Some(parse::V1Listing::of(&[file]))
+                    }
+                    None => None,
+                };
+                let tree = parse::file_tree(tree, limits)?;
+                match listing {
+                    Some(v1) => (
+                        parse::hybrid_layout(&v1, tree.files, piece_length, limits)?,
+                        v1_multi,
+                    ),
+                    None => (
+                        parse::v2_layout(tree.files, piece_length, limits)?,
+                        !tree.single_file,
+                    ),
+                }
+            }
         };
         let has_v1 = !v2 || dict.get("files").is_some() || dict.get("length").is_some();
 

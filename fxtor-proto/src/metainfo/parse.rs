@@ -131,17 +131,18 @@ fn with_list(value: Value<'_>) -> Option<(Value<'_>, List<'_>)> {
     Some((value, value.as_list()?))
 }
 
-/// Reads a list of path components (every item must be a string) into a sanitised path;
-/// says too whether a component is named as a BitComet pad file.
+/// Appends a list of path components (every item must be a string) to `path`, sanitised;
+/// says whether a component is named as a BitComet pad file.
 fn read_path(
     value: Value<'_>,
     list: List<'_>,
+    path: &mut SanitizedPath,
     label: impl Fn() -> String,
     reason: &'static str,
-) -> Result<(SanitizedPath, bool), MetainfoError> {
+) -> Result<bool, MetainfoError> {
     // The list's encoding is a little longer than the path it makes (its length prefixes
     // are longer than the slashes joining the components).
-    let mut path = SanitizedPath::with_capacity(value.raw().len());
+    path.reserve(value.raw().len());
     let mut bitcomet_pad = false;
     for item in list {
         let component = item.as_bytes().ok_or_else(|| MetainfoError::InvalidFile {
@@ -151,7 +152,7 @@ fn read_path(
         bitcomet_pad |= component.starts_with(BITCOMET_PAD_PREFIX);
         path.push(component);
     }
-    Ok((path, bitcomet_pad))
+    Ok(bitcomet_pad)
 }
 
 /// Reads a `symlink path` into a sanitised target; `None` if absent or empty once sanitised
@@ -163,59 +164,168 @@ fn symlink_target(
     let Some((value, list)) = keys.symlink_path.and_then(with_list) else {
         return Ok(None);
     };
-    let (target, _) = read_path(
-        value,
-        list,
-        label,
-        "`symlink path` holds something other than strings",
-    )?;
+    let mut target = SanitizedPath::default();
+    let reason = "`symlink path` holds something other than strings";
+    read_path(value, list, &mut target, label, reason)?;
     Ok((!target.is_empty()).then(|| target.into_string()))
 }
 
-/// Reads a v1 multi-file `files` list.
-pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
-    if list.len() > limits.file_limit() {
+/// One entry of a v1 `files` list, read and checked (its path goes to a [`SanitizedPath`]).
+struct V1Entry {
+    attributes: Attributes,
+    size: u64,
+    mtime: Option<i64>,
+    /// The sanitised symlink target, if the entry is a symlink.
+    symlink_target: Option<String>,
+}
+
+impl V1Entry {
+    fn into_file(self, path: String) -> FileEntry {
+        let mut entry = FileEntry::new(path, self.size);
+        entry.pad = self.attributes.pad.then_some(PadKind::Listed);
+        entry.executable = self.attributes.executable;
+        entry.hidden = self.attributes.hidden;
+        entry.mtime = self.mtime;
+        entry.symlink_target = self.symlink_target;
+        entry
+    }
+}
+
+/// Reads entry `index` of a `files` list, appending its sanitised path to `path`.
+fn read_v1_entry(
+    index: usize,
+    value: Value<'_>,
+    path: &mut SanitizedPath,
+) -> Result<V1Entry, MetainfoError> {
+    let label = || format!("files[{index}]");
+    let dict = value.as_dict().ok_or_else(|| MetainfoError::InvalidFile {
+        file: label(),
+        reason: "not a dictionary",
+    })?;
+    let keys = FileKeys::of(dict);
+    let mut attributes = keys.attributes();
+    let size = file_length(&keys, attributes.symlink, label)?;
+    let raw_path = (keys.path_utf8.and_then(with_list))
+        .or_else(|| keys.path.and_then(with_list))
+        .filter(|(_, list)| !list.is_empty());
+    match raw_path {
+        Some((value, list)) => {
+            let reason = "`path` holds something other than strings";
+            attributes.pad |= read_path(value, list, path, label, reason)?;
+            if path.is_empty() {
+                path.push(PLACEHOLDER_NAME.as_bytes());
+            }
+        }
+        // libtorrent's name for a pad file without a path.
+        None if attributes.pad => {
+            path.push(b".pad");
+            path.push(size.to_string().as_bytes());
+        }
+        None => return Err(MetainfoError::MissingPath { file: label() }),
+    }
+    let symlink_target = match attributes.symlink {
+        true => symlink_target(&keys, label)?,
+        false => None,
+    };
+    Ok(V1Entry {
+        attributes,
+        size,
+        mtime: keys.mtime(),
+        symlink_target,
+    })
+}
+
+/// Checks the length of a `files` list against the file limit.
+fn check_file_count(list: List<'_>, limits: &LoadLimits) -> Result<usize, MetainfoError> {
+    let count = list.len();
+    if count > limits.file_limit() {
         return Err(MetainfoError::TooManyFiles {
             max: limits.file_limit(),
         });
     }
-    let mut files = Vec::with_capacity(list.len());
+    Ok(count)
+}
+
+/// Reads a v1 multi-file `files` list.
+pub fn v1_files(list: List<'_>, limits: &LoadLimits) -> Result<Vec<FileEntry>, MetainfoError> {
+    let mut files = Vec::with_capacity(check_file_count(list, limits)?);
     for (index, value) in list.iter().enumerate() {
-        let label = || format!("files[{index}]");
-        let dict = value.as_dict().ok_or_else(|| MetainfoError::InvalidFile {
-            file: label(),
-            reason: "not a dictionary",
-        })?;
-        let keys = FileKeys::of(dict);
-        let mut attributes = keys.attributes();
-        let size = file_length(&keys, attributes.symlink, label)?;
-        let raw_path = (keys.path_utf8.and_then(with_list))
-            .or_else(|| keys.path.and_then(with_list))
-            .filter(|(_, list)| !list.is_empty());
-        let path = match raw_path {
-            Some((value, list)) => {
-                let reason = "`path` holds something other than strings";
-                let (mut path, bitcomet_pad) = read_path(value, list, label, reason)?;
-                attributes.pad |= bitcomet_pad;
-                if path.is_empty() {
-                    path.push(PLACEHOLDER_NAME.as_bytes());
-                }
-                path.into_string()
-            }
-            None if attributes.pad => format!(".pad/{size}"),
-            None => return Err(MetainfoError::MissingPath { file: label() }),
-        };
-        let mut entry = FileEntry::new(path, size);
-        entry.pad = attributes.pad.then_some(PadKind::Listed);
-        entry.executable = attributes.executable;
-        entry.hidden = attributes.hidden;
-        entry.mtime = keys.mtime();
-        if attributes.symlink {
-            entry.symlink_target = symlink_target(&keys, label)?;
-        }
-        files.push(entry);
+        let mut path = SanitizedPath::default();
+        let entry = read_v1_entry(index, value, &mut path)?;
+        files.push(entry.into_file(path.into_string()));
     }
     Ok(files)
+}
+
+/// One file of a [`V1Listing`].
+struct ListedFile {
+    /// Where its path ends in [`V1Listing::paths`] (it starts where the previous one ends).
+    path_end: usize,
+    size: u64,
+    pad: bool,
+    symlink: bool,
+}
+
+/// The v1 view of a hybrid torrent, which is read only to check it against the v2 tree:
+/// each file's sanitised path (all in one buffer), size and kind.
+#[derive(Default)]
+pub struct V1Listing {
+    paths: Vec<u8>,
+    files: Vec<ListedFile>,
+}
+
+impl V1Listing {
+    fn push(&mut self, path: &[u8], size: u64, pad: bool, symlink: bool) {
+        self.paths.extend_from_slice(path);
+        self.files.push(ListedFile {
+            path_end: self.paths.len(),
+            size,
+            pad,
+            symlink,
+        });
+    }
+
+    /// The listing of files already read.
+    pub fn of(files: &[FileEntry]) -> Self {
+        let mut listing = Self::default();
+        for f in files {
+            listing.push(f.path.as_bytes(), f.size, f.is_pad(), f.is_symlink());
+        }
+        listing
+    }
+
+    /// The path of file `index`.
+    fn path(&self, index: usize) -> &[u8] {
+        let start = match index.checked_sub(1) {
+            Some(previous) => self.files.get(previous).map_or(0, |f| f.path_end),
+            None => 0,
+        };
+        let end = self.files.get(index).map_or(start, |f| f.path_end);
+        self.paths.get(start..end).unwrap_or_default()
+    }
+
+    /// The path of file `index`, for messages.
+    fn path_lossy(&self, index: usize) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.path(index))
+    }
+}
+
+/// Reads a v1 multi-file `files` list into a listing, for a hybrid torrent: the same checks
+/// as [`v1_files`], without building its files.
+pub fn v1_listing(list: List<'_>, limits: &LoadLimits) -> Result<V1Listing, MetainfoError> {
+    let count = check_file_count(list, limits)?;
+    let mut listing = V1Listing {
+        paths: Vec::new(),
+        files: Vec::with_capacity(count),
+    };
+    let mut path = SanitizedPath::default();
+    for (index, value) in list.iter().enumerate() {
+        path.truncate(0);
+        let entry = read_v1_entry(index, value, &mut path)?;
+        let symlink = entry.symlink_target.is_some();
+        listing.push(path.as_bytes(), entry.size, entry.attributes.pad, symlink);
+    }
+    Ok(listing)
 }
 
 /// Reads the one file of a v1 single-file torrent, named `name` (already sanitised).
@@ -385,7 +495,7 @@ pub fn v2_layout(
 /// As in libtorrent 2.0, the v1 list may leave out the pad after the last file with data
 /// (the tail pad); the layout then leaves it out too.
 pub fn hybrid_layout(
-    v1: &[FileEntry],
+    v1: &V1Listing,
     v2: Vec<FileEntry>,
     piece_length: u32,
     limits: &LoadLimits,
@@ -394,21 +504,21 @@ pub fn hybrid_layout(
     let mut layout = v2_layout(v2, piece_length, limits)?;
 
     // The offset and index of each file that is not a pad, and the total size.
-    let with_offsets = |files: &[FileEntry]| -> Result<(Vec<(u64, usize)>, u64), MetainfoError> {
+    let with_offsets = |files: &mut dyn Iterator<Item = (u64, bool)>| {
         let mut offset = 0u64;
-        let mut out = Vec::with_capacity(files.len());
-        for (index, file) in files.iter().enumerate() {
-            if !file.is_pad() {
+        let mut out = Vec::new();
+        for (index, (size, pad)) in files.enumerate() {
+            if !pad {
                 out.push((offset, index));
             }
             offset = offset
-                .checked_add(file.size)
+                .checked_add(size)
                 .ok_or(MetainfoError::SizeOverflow)?;
         }
-        Ok((out, offset))
+        Ok::<_, MetainfoError>((out, offset))
     };
-    let (v1_files, v1_total) = with_offsets(v1)?;
-    let (v2_files, v2_total) = with_offsets(&layout)?;
+    let (v1_files, v1_total) = with_offsets(&mut v1.files.iter().map(|f| (f.size, f.pad)))?;
+    let (v2_files, v2_total) = with_offsets(&mut layout.iter().map(|f| (f.size, f.is_pad())))?;
     if v1_files.len() != v2_files.len() {
         return inconsistent(format!(
             "{} files in `files`, {} in `file tree`",
@@ -417,19 +527,20 @@ pub fn hybrid_layout(
         ));
     }
     for (&(v1_offset, i), &(v2_offset, j)) in v1_files.iter().zip(&v2_files) {
-        let (Some(a), Some(b)) = (v1.get(i), layout.get(j)) else {
+        let (Some(a), Some(b)) = (v1.files.get(i), layout.get(j)) else {
             return inconsistent("a file is missing".into());
         };
-        if a.path != b.path {
-            return inconsistent(format!("`{}` is `{}` in `file tree`", a.path, b.path));
+        let path = || v1.path_lossy(i);
+        if v1.path(i) != b.path.as_bytes() {
+            return inconsistent(format!("`{}` is `{}` in `file tree`", path(), b.path));
         }
-        if a.size != b.size || a.is_symlink() != b.is_symlink() {
-            return inconsistent(format!("`{}` differs in size or kind", a.path));
+        if a.size != b.size || a.symlink != b.is_symlink() {
+            return inconsistent(format!("`{}` differs in size or kind", path()));
         }
         if a.size > 0 && v1_offset != v2_offset {
             return inconsistent(format!(
                 "`{}` starts at {v1_offset} in `files` but at {v2_offset} in `file tree`",
-                a.path
+                path()
             ));
         }
     }
@@ -512,7 +623,7 @@ mod tests {
             pad(16284),
             file("c", 0, 0),
         ];
-        let laid = hybrid_layout(&v1, v2(), 16384, &limits).unwrap();
+        let laid = hybrid_layout(&V1Listing::of(&v1), v2(), 16384, &limits).unwrap();
         assert_eq!(
             sizes(&laid),
             [
@@ -535,14 +646,14 @@ mod tests {
             file("b", 100, 0),
             file("c", 0, 0),
         ];
-        let laid = hybrid_layout(&v1, v2(), 16384, &limits).unwrap();
+        let laid = hybrid_layout(&V1Listing::of(&v1), v2(), 16384, &limits).unwrap();
         assert_eq!(
             sizes(&laid),
             [(100, false), (16284, true), (100, false), (0, false)]
         );
         // Any other difference in padding is not allowed.
         let v1 = [file("a", 100, 0), file("b", 100, 0), file("c", 0, 0)];
-        assert!(hybrid_layout(&v1, v2(), 16384, &limits).is_err());
+        assert!(hybrid_layout(&V1Listing::of(&v1), v2(), 16384, &limits).is_err());
         let v1 = [
             file("a", 100, 0),
             pad(16284),
@@ -550,6 +661,6 @@ mod tests {
             pad(100),
             file("c", 0, 0),
         ];
-        assert!(hybrid_layout(&v1, v2(), 16384, &limits).is_err());
+        assert!(hybrid_layout(&V1Listing::of(&v1), v2(), 16384, &limits).is_err());
     }
 }

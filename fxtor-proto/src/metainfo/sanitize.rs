@@ -178,13 +178,6 @@ pub struct SanitizedPath {
 }
 
 impl SanitizedPath {
-    /// An empty path with room for `capacity` bytes.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(capacity),
-        }
-    }
-
     /// Appends the sanitised form of `raw`, preceded by `/` if the path is not empty.
     /// Returns whether anything was appended (a component can vanish entirely).
     pub fn push(&mut self, raw: &[u8]) -> bool {
@@ -218,6 +211,16 @@ impl SanitizedPath {
             self.bytes.push(b'/');
         }
         self.bytes.extend_from_slice(component);
+    }
+
+    /// Makes room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
+    }
+
+    /// The path's bytes (UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// The length in bytes.
