@@ -560,7 +560,7 @@ impl TorrentInfo {
     /// `pieces root` to the concatenated hashes. Every entry must belong to a file of the
     /// torrent and match its root; nothing is taken unless all do.
     pub fn set_piece_layers(&mut self, layers: Dict<'_>) -> Result<(), MetainfoError> {
-        if !self.info_hashes.has_v2() {
+        if !self.info_hashes.has_v2() || layers.is_empty() {
             return Ok(());
         }
         // Files that need a layer, sorted by root, to find an entry's files.

@@ -415,46 +415,51 @@ fn walk_tree(
 
 /// Reads the properties of one v2 file at `path` (sanitised).
 fn v2_file(properties: Dict<'_>, path: &SanitizedPath) -> Result<FileEntry, MetainfoError> {
-    let path = if path.is_empty() {
-        PLACEHOLDER_NAME.to_owned()
-    } else {
-        path.to_path_string()
+    let label = || match path.is_empty() {
+        true => PLACEHOLDER_NAME.to_owned(),
+        false => path.to_path_string(),
     };
-    let label = || path.clone();
     let keys = FileKeys::of(properties);
     let attributes = keys.attributes();
     if attributes.pad {
         return Err(MetainfoError::PadFileInTree { path: label() });
     }
     let size = file_length(&keys, attributes.symlink, label)?;
-    let mut entry = FileEntry::new(path.clone(), size);
+    let symlink_target = match attributes.symlink {
+        true => symlink_target(&keys, label)?,
+        false => None,
+    };
+    let pieces_root = match size {
+        0 => None,
+        _ => Some(pieces_root(keys.pieces_root, label)?),
+    };
+    let mut entry = FileEntry::new(label(), size);
     entry.executable = attributes.executable;
     entry.hidden = attributes.hidden;
     entry.mtime = keys.mtime();
-    if attributes.symlink {
-        entry.symlink_target = symlink_target(&keys, label)?;
-    }
-    if size > 0 {
-        let root = keys.pieces_root.and_then(|r| r.as_bytes()).ok_or_else(|| {
-            MetainfoError::InvalidPiecesRoot {
-                file: label(),
-                reason: "missing `pieces root`",
-            }
-        })?;
-        let root =
-            Sha256Hash::from_slice(root).ok_or_else(|| MetainfoError::InvalidPiecesRoot {
-                file: label(),
-                reason: "`pieces root` is not 32 bytes",
-            })?;
-        if root == Sha256Hash::default() {
-            return Err(MetainfoError::InvalidPiecesRoot {
-                file: label(),
-                reason: "`pieces root` is all zeros",
-            });
-        }
-        entry.pieces_root = Some(root);
-    }
+    entry.symlink_target = symlink_target;
+    entry.pieces_root = pieces_root;
     Ok(entry)
+}
+
+/// Reads a v2 file's `pieces root`: 32 bytes, not all zero.
+fn pieces_root(
+    value: Option<Value<'_>>,
+    label: impl Fn() -> String,
+) -> Result<Sha256Hash, MetainfoError> {
+    let invalid = |reason| MetainfoError::InvalidPiecesRoot {
+        file: label(),
+        reason,
+    };
+    let bytes = value
+        .and_then(|r| r.as_bytes())
+        .ok_or_else(|| invalid("missing `pieces root`"))?;
+    let root =
+        Sha256Hash::from_slice(bytes).ok_or_else(|| invalid("`pieces root` is not 32 bytes"))?;
+    if root == Sha256Hash::default() {
+        return Err(invalid("`pieces root` is all zeros"));
+    }
+    Ok(root)
 }
 
 /// Lays out v2 files as libtorrent does: a synthesized pad after every file with data whose
