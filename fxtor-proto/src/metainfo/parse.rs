@@ -219,7 +219,7 @@ fn read_v1_entry(
         // libtorrent's name for a pad file without a path.
         None if attributes.pad => {
             path.push(b".pad");
-            path.push(size.to_string().as_bytes());
+            path.push(itoa::Buffer::new().format(size).as_bytes());
         }
         None => return Err(MetainfoError::MissingPath { file: label() }),
     }
