@@ -39,7 +39,8 @@ impl Default for Limits {
     }
 }
 
-/// Decodes exactly one value that fills the whole input, with default [`Limits`].
+/// Decodes exactly one value that fills the whole input, with default [`Limits`]: the
+/// [`Document`] holding it.
 pub fn decode(input: &[u8], mode: Mode) -> Result<Document<'_>, DecodeError> {
     decode_with(input, mode, Limits::default())
 }
@@ -70,9 +71,12 @@ pub fn decode_prefix(
         });
     }
     // A .torrent's file list takes about one node per 6 to 8 bytes; reserving for that
-    // saves growing the vector in steps. Capped, so that a large input of few values (one
-    // long string) does not reserve much it never uses.
-    let expected_nodes = (input.len() / 6).min(1 << 20);
+    // saves growing the vector in steps. Capped by what the limits allow (a key per value at
+    // most) and at 2^20, so that a large input of few values (one long string) does not
+    // reserve much it never uses.
+    let expected_nodes = (input.len() / 6)
+        .min(limits.max_values.saturating_mul(2))
+        .min(1 << 20);
     let mut decoder = Decoder {
         input,
         strict: mode == Mode::Strict,

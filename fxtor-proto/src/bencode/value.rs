@@ -1,6 +1,7 @@
 //! Decoded bencode stored flat: a [`Document`] holds one [`Node`] per value and per dictionary
-//! key, in input order, each container followed by everything inside it. [`Value`], [`List`]
-//! and [`Dict`] are cheap copyable views into it that borrow the input.
+//! key, in input order, each list or dictionary followed by everything inside it and knowing
+//! how many nodes that is. [`Value`], [`List`] and [`Dict`] are small `Copy` views into the
+//! document; what they return (strings, raw bytes) points into the input.
 //!
 //! Keeping the nodes in one vector costs one allocation per decode instead of one per list
 //! and dictionary, and skipping over a container to its next sibling is a jump, not a walk.
@@ -13,21 +14,21 @@ use std::fmt;
 pub(super) enum Shape {
     /// `i…e`; the number is read from the input when asked for.
     Int {
-        /// Canonical.
+        /// See [`Node::canonical`].
         canonical: bool,
     },
     /// `N:…`; the string's bytes start at `body`, after the colon.
     Bytes {
         /// Offset of the string's first byte.
         body: u32,
-        /// Canonical.
+        /// See [`Node::canonical`].
         canonical: bool,
     },
     /// `l…e`, whose items take the `descendants` nodes after it.
     List {
         /// Number of nodes inside the list, at any depth.
         descendants: u32,
-        /// Canonical.
+        /// See [`Node::canonical`].
         canonical: bool,
     },
     /// `d…e`, whose entries (each a key node then its value's nodes) take the `descendants`
@@ -35,7 +36,7 @@ pub(super) enum Shape {
     Dict {
         /// Number of nodes inside the dictionary (keys included), at any depth.
         descendants: u32,
-        /// Canonical.
+        /// See [`Node::canonical`].
         canonical: bool,
     },
 }
@@ -43,9 +44,9 @@ pub(super) enum Shape {
 /// One value or dictionary key of a [`Document`]: where it ends in the input, and its shape.
 ///
 /// Where it starts is not stored (only, for a string, where its bytes start): the root
-/// starts the input, the first item of a container
-/// starts just after the container's first byte, and every other value or key starts where
-/// the one before it ended. Views ([`Value`], the iterators) carry that position along.
+/// starts the input, the first item of a container starts just after the container's first
+/// byte, and every other value or key starts where the one before it ended. Views
+/// ([`Value`], the iterators) carry that position along.
 ///
 /// Offsets are `u32`: the decoder refuses inputs of 4 GiB or more. A node takes 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,10 +183,12 @@ fn span(input: &[u8], start: u32, end: u32) -> &[u8] {
     input.get(start as usize..end as usize).unwrap_or_default()
 }
 
-/// One decoded bencode value, a view into a [`Document`].
+/// One decoded bencode value, a view into a [`Document`] (its lifetime is the document's
+/// borrow; what it returns points into the input).
 ///
 /// Besides its content it knows its original bytes ([`raw`](Self::raw)) and where they
-/// start in the input ([`offset`](Self::offset)). It is `Copy`: pass it by value.
+/// start in the input ([`offset`](Self::offset)). It is `Copy`: pass it by value. Two
+/// values are equal when they are the same bytes at the same offset.
 #[derive(Clone, Copy)]
 pub struct Value<'a> {
     input: &'a [u8],
@@ -197,7 +200,7 @@ pub struct Value<'a> {
 }
 
 /// What a [`Value`] holds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind<'a> {
     /// `i…e`
     Int(i64),
@@ -334,6 +337,12 @@ fn parse_int(raw: &[u8]) -> Option<i64> {
     Some(n)
 }
 
+impl PartialEq for Value<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.start == other.start && self.raw() == other.raw()
+    }
+}
+
 impl fmt::Debug for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind() {
@@ -392,6 +401,12 @@ impl<'a> IntoIterator for List<'a> {
 
     fn into_iter(self) -> Items<'a> {
         self.iter()
+    }
+}
+
+impl PartialEq for List<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
     }
 }
 
@@ -494,6 +509,12 @@ impl<'a> IntoIterator for Dict<'a> {
     }
 }
 
+impl PartialEq for Dict<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
 impl fmt::Debug for Dict<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
@@ -529,10 +550,147 @@ impl<'a> Iterator for Entries<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{decode, decode_prefix, Limits, Mode, OwnedValue};
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn a_node_takes_12_bytes() {
         assert_eq!(std::mem::size_of::<Node>(), 12);
+    }
+
+    #[test]
+    fn lists_and_dictionaries_are_walked() {
+        let input = b"d1:ali1eli2ei3ee0:e1:bde1:cle1:di-4ee";
+        let doc = decode(input, Mode::Strict).unwrap();
+        let dict = doc.as_dict().unwrap();
+        assert_eq!(dict.len(), 4);
+        let keys: Vec<&[u8]> = dict.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [&b"a"[..], b"b", b"c", b"d"]);
+        let a = dict.get_list("a").unwrap();
+        assert_eq!((a.len(), a.is_empty()), (3, false));
+        assert_eq!(a.get(0).unwrap().as_int(), Some(1));
+        assert_eq!(a.get(1).unwrap().raw(), b"li2ei3ee");
+        assert_eq!(a.get(1).unwrap().offset(), 8);
+        assert_eq!(a.get(2).unwrap().as_bytes(), Some(&b""[..]));
+        assert_eq!(a.get(3), None);
+        assert_eq!(a.iter().count(), 3);
+        let inner: Vec<i64> = a
+            .get(1)
+            .unwrap()
+            .as_list()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_int())
+            .collect();
+        assert_eq!(inner, [2, 3]);
+        assert!(dict.get_dict("b").unwrap().is_empty());
+        assert!(dict.get_list("c").unwrap().is_empty());
+        assert_eq!(dict.get("c").unwrap().offset(), 27);
+        assert_eq!(dict.get_int("d"), Some(-4));
+        assert_eq!(dict.get("e"), None);
+        assert_eq!(dict.get("b").unwrap().type_name(), "dictionary");
+        assert!(matches!(dict.get("a").unwrap().kind(), Kind::List(l) if l.len() == 3));
+        assert_eq!(
+            format!("{doc:?}"),
+            r#"{"a": [1, [2, 3], ""], "b": {}, "c": [], "d": -4}"#
+        );
+        // Equal views: the same bytes at the same place.
+        assert_eq!(dict.get("a"), dict.iter().next().map(|(_, v)| v));
+        assert_ne!(a.get(0), a.get(1));
+        assert_eq!(doc.as_dict(), doc.root().as_dict());
+    }
+
+    #[test]
+    fn a_document_answers_for_its_root() {
+        let doc = decode(b"4:spam", Mode::Strict).unwrap();
+        assert_eq!(
+            (doc.as_bytes(), doc.as_str()),
+            (Some(&b"spam"[..]), Some("spam"))
+        );
+        assert_eq!(
+            (doc.as_int(), doc.type_name(), doc.raw()),
+            (None, "string", &b"4:spam"[..])
+        );
+        assert!(doc.as_list().is_none() && doc.as_dict().is_none());
+        let doc = decode(b"i-17e", Mode::Strict).unwrap();
+        assert_eq!(doc.kind(), Kind::Int(-17));
+        assert_eq!(doc.root().offset(), 0);
+    }
+
+    #[test]
+    fn lenient_values_know_they_are_not_canonical() {
+        for input in [
+            &b"i03e"[..],
+            b"i-0e",
+            b"03:abc",
+            b"d1:bi1e1:ai2ee",
+            b"d1:ai1e1:ai2ee",
+            b"d02:abi1ee",
+            b"l1:ali01eee",
+        ] {
+            let doc = decode(input, Mode::Lenient).unwrap();
+            assert!(!doc.is_canonical(), "{:?}", String::from_utf8_lossy(input));
+        }
+        // Only the values holding what strict mode refuses are marked.
+        let doc = decode(b"d1:ai1e1:bli02eee", Mode::Lenient).unwrap();
+        let dict = doc.as_dict().unwrap();
+        assert!(dict.get("a").unwrap().is_canonical());
+        assert!(!dict.get("b").unwrap().is_canonical());
+        assert!(!doc.is_canonical());
+    }
+
+    /// Checks the spans of `value` and of everything in it against `input`.
+    fn check_spans(input: &[u8], value: Value<'_>) -> Result<(), TestCaseError> {
+        let raw = value.raw();
+        prop_assert_eq!(
+            input.get(value.offset()..value.offset() + raw.len()),
+            Some(raw)
+        );
+        // Each value's bytes are one whole value.
+        let (alone, used) = decode_prefix(raw, Mode::Lenient, Limits::default()).unwrap();
+        prop_assert_eq!(used, raw.len());
+        prop_assert_eq!(OwnedValue::from(&alone.root()), OwnedValue::from(&value));
+        let mut end = value.offset() + 1;
+        let mut check_item = |item: Value<'_>| {
+            prop_assert!(item.offset() >= end);
+            end = item.offset() + item.raw().len();
+            prop_assert!(end < value.offset() + raw.len());
+            check_spans(input, item)
+        };
+        match value.kind() {
+            Kind::List(list) => list.iter().try_for_each(&mut check_item)?,
+            Kind::Dict(dict) => dict.iter().try_for_each(|(_, v)| check_item(v))?,
+            Kind::Int(_) | Kind::Bytes(_) => {}
+        }
+        Ok(())
+    }
+
+    fn owned_value() -> impl Strategy<Value = OwnedValue> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(OwnedValue::Int),
+            proptest::collection::vec(any::<u8>(), 0..12).prop_map(OwnedValue::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(OwnedValue::List),
+                proptest::collection::btree_map(
+                    proptest::collection::vec(any::<u8>(), 0..6).prop_map(bytes::Bytes::from),
+                    inner,
+                    0..6
+                )
+                .prop_map(OwnedValue::Dict),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Every value of a document, at any depth, knows exactly where it is.
+        #[test]
+        fn every_value_knows_its_span(value in owned_value()) {
+            let input = value.to_vec();
+            let doc = decode(&input, Mode::Strict).unwrap();
+            check_spans(&input, doc.root())?;
+        }
     }
 }

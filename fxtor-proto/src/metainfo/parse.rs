@@ -668,4 +668,51 @@ mod tests {
         ];
         assert!(hybrid_layout(&V1Listing::of(&v1), v2(), 16384, &limits).is_err());
     }
+
+    #[test]
+    fn a_listing_holds_what_the_files_say() {
+        let list = b"l\
+            d6:lengthi5e4:pathl3:dir5:a.txtee\
+            d4:attr1:p6:lengthi7ee\
+            d6:lengthi3e4:pathl22:_____padding_file_0___ee\
+            d6:lengthi4e4:pathl2:..e10:path.utf-8l3:CON1:xee\
+            d4:attr1:l6:lengthi9e4:pathl4:linke12:symlink pathl3:dir5:a.txtee\
+            d6:lengthi1e4:pathl2:..eee";
+        let doc = crate::bencode::decode(list, crate::bencode::Mode::Strict).unwrap();
+        let list = doc.as_list().unwrap();
+        let limits = LoadLimits::default();
+        let (files, listing) = (
+            v1_files(list, &limits).unwrap(),
+            v1_listing(list, &limits).unwrap(),
+        );
+        let paths: Vec<&str> = files.iter().map(|f| f.path_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "dir/a.txt",
+                ".pad/7",
+                "_____padding_file_0___",
+                "_CON/x",
+                "link",
+                "_"
+            ]
+        );
+        assert_eq!(files[4].symlink_target(), Some("dir/a.txt"));
+        assert_eq!(files.len(), listing.files.len());
+        for (i, (file, listed)) in files.iter().zip(&listing.files).enumerate() {
+            assert_eq!(listing.path(i), file.path_string().as_bytes());
+            assert_eq!(
+                (listed.size, listed.pad, listed.symlink),
+                (file.size, file.is_pad(), file.is_symlink())
+            );
+        }
+        // Errors are the same too.
+        let bad = b"ld6:lengthi1e4:pathli1eeee";
+        let doc = crate::bencode::decode(bad, crate::bencode::Mode::Strict).unwrap();
+        let list = doc.as_list().unwrap();
+        assert_eq!(
+            v1_files(list, &limits).err(),
+            v1_listing(list, &limits).err()
+        );
+    }
 }
