@@ -671,12 +671,15 @@ fn read_urls(value: Option<Value<'_>>) -> Vec<String> {
     let Some(value) = value else {
         return Vec::new();
     };
-    let items: Box<dyn Iterator<Item = Value<'_>>> = match value.as_list() {
-        Some(list) => Box::new(list.iter()),
-        None => Box::new(std::iter::once(value)),
+    // The list's items, or the value alone.
+    let (list, alone) = match value.as_list() {
+        Some(list) => (Some(list), None),
+        None => (None, Some(value)),
     };
     let mut seen = std::collections::BTreeSet::new();
-    items
+    list.into_iter()
+        .flatten()
+        .chain(alone)
         .filter_map(|v| v.as_str())
         .map(str::trim)
         .filter(|url| !url.is_empty() && seen.insert(*url))
