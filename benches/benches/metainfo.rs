@@ -43,6 +43,11 @@ fn decode_large_torrent(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("fxtor", "v1"), |b| {
         b.iter(|| TorrentInfo::from_bytes(&v1).expect("valid"))
     });
+    group.bench_function(BenchmarkId::new("fxtor bencode::decode", "v1"), |b| {
+        b.iter(|| {
+            fxtor_proto::bencode::decode(&v1, fxtor_proto::bencode::Mode::Lenient).expect("valid")
+        })
+    });
     group.bench_function(BenchmarkId::new("lava_torrent", "v1"), |b| {
         b.iter(|| lava_torrent::torrent::v1::Torrent::read_from_bytes(&v1).expect("valid"))
     });

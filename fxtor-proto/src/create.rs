@@ -849,8 +849,7 @@ mod tests {
             .get_dict("info")
             .unwrap()
             .get_list("files")
-            .unwrap()
-            .to_vec();
+            .unwrap();
         let pads: Vec<(i64, Option<&str>)> = files
             .iter()
             .map(|f| {

@@ -22,11 +22,11 @@ pub fn write_bytes(out: &mut impl BufMut, bytes: &[u8]) {
 /// repeated keys kept), integers and lengths without leading zeros.
 pub fn write_value(out: &mut impl BufMut, value: &Value<'_>) {
     match value.kind() {
-        Kind::Int(i) => write_int(out, *i),
+        Kind::Int(i) => write_int(out, i),
         Kind::Bytes(b) => write_bytes(out, b),
         Kind::List(items) => {
             out.put_u8(b'l');
-            items.iter().for_each(|v| write_value(out, v));
+            items.iter().for_each(|v| write_value(out, &v));
             out.put_u8(b'e');
         }
         Kind::Dict(dict) => {
@@ -37,7 +37,7 @@ pub fn write_value(out: &mut impl BufMut, value: &Value<'_>) {
             out.put_u8(b'd');
             for (_, (k, v)) in entries {
                 write_bytes(out, k);
-                write_value(out, v);
+                write_value(out, &v);
             }
             out.put_u8(b'e');
         }
@@ -60,7 +60,8 @@ mod tests {
     #[test]
     fn lenient_input_is_canonicalised() {
         let v = decode(b"d1:bi01e1:ai-0e1:bi2ee", Mode::Lenient).unwrap();
-        assert_eq!(to_vec(&v), b"d1:ai0e1:bi1ee");
+        assert!(!v.is_canonical());
+        assert_eq!(to_vec(&v.root()), b"d1:ai0e1:bi1ee");
     }
 
     fn owned_value() -> impl Strategy<Value = OwnedValue> {
@@ -87,24 +88,29 @@ mod tests {
             let bytes = v.to_vec();
             let decoded = decode(&bytes, Mode::Strict).unwrap();
             prop_assert_eq!(decoded.raw(), &bytes[..]);
-            prop_assert_eq!(OwnedValue::from(&decoded), v);
-            prop_assert_eq!(to_vec(&decoded), bytes);
+            prop_assert!(decoded.is_canonical());
+            prop_assert_eq!(OwnedValue::from(&decoded.root()), v);
+            prop_assert_eq!(to_vec(&decoded.root()), bytes);
         }
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(input in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode(&input, Mode::Strict);
+            let strict = decode(&input, Mode::Strict);
             if let Ok(v) = decode(&input, Mode::Lenient) {
+                // Lenient decoding knows whether strict decoding would accept the input.
+                prop_assert_eq!(v.is_canonical(), strict.is_ok());
                 // Whatever lenient accepts re-encodes to something strict accepts.
-                let canonical = to_vec(&v);
+                let canonical = to_vec(&v.root());
                 prop_assert!(decode(&canonical, Mode::Strict).is_ok());
             }
         }
 
         #[test]
         fn decoding_bencode_like_bytes_never_panics(input in "[ilde0-9:-]{0,64}") {
-            let _ = decode(input.as_bytes(), Mode::Lenient);
-            let _ = decode(input.as_bytes(), Mode::Strict);
+            let strict = decode(input.as_bytes(), Mode::Strict);
+            if let Ok(v) = decode(input.as_bytes(), Mode::Lenient) {
+                prop_assert_eq!(v.is_canonical(), strict.is_ok());
+            }
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum DecodeErrorKind {
     /// More values than [`Limits::max_values`](super::Limits::max_values).
     #[error("more than {0} values")]
     TooManyValues(usize),
+    /// An input of 4 GiB or more, which no decode accepts.
+    #[error("input of 4 GiB or more")]
+    InputTooLarge,
     /// Bytes left over after a complete value.
     #[error("trailing data after the value")]
     TrailingData,

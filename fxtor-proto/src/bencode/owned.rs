@@ -72,15 +72,15 @@ impl OwnedValue {
 impl From<&Value<'_>> for OwnedValue {
     fn from(v: &Value<'_>) -> Self {
         match v.kind() {
-            Kind::Int(i) => Self::Int(*i),
+            Kind::Int(i) => Self::Int(i),
             Kind::Bytes(b) => Self::Bytes(Bytes::copy_from_slice(b)),
-            Kind::List(l) => Self::List(l.iter().map(Self::from).collect()),
+            Kind::List(l) => Self::List(l.iter().map(|v| Self::from(&v)).collect()),
             // In lenient input a key may repeat: the first one wins, as in lookups.
             Kind::Dict(d) => {
                 let mut map = BTreeMap::new();
                 for (k, v) in d.iter() {
                     map.entry(Bytes::copy_from_slice(k))
-                        .or_insert_with(|| Self::from(v));
+                        .or_insert_with(|| Self::from(&v));
                 }
                 Self::Dict(map)
             }

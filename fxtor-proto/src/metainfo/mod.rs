@@ -134,8 +134,8 @@ impl TorrentInfo {
     /// Reads a .torrent file. Bytes after the top-level dictionary are ignored, as libtorrent
     /// does (several published torrents end with a newline).
     pub fn from_bytes_with(torrent: &[u8], limits: &LoadLimits) -> Result<Self, MetainfoError> {
-        let (root, _) = bencode::decode_prefix(torrent, Mode::Lenient, limits.bencode)?;
-        let dict = root.as_dict().ok_or(MetainfoError::NotADictionary)?;
+        let (document, _) = bencode::decode_prefix(torrent, Mode::Lenient, limits.bencode)?;
+        let dict = document.as_dict().ok_or(MetainfoError::NotADictionary)?;
         let info = dict.get("info").ok_or(MetainfoError::MissingKey("info"))?;
         let mut torrent = Self::from_info_value(info, limits)?;
         if torrent.info_hashes.has_v2() {
@@ -159,11 +159,11 @@ impl TorrentInfo {
 
     /// Reads a bare info dictionary, which must fill `info` exactly.
     pub fn from_info_bytes_with(info: &[u8], limits: &LoadLimits) -> Result<Self, MetainfoError> {
-        let value = bencode::decode_with(info, Mode::Lenient, limits.bencode)?;
-        Self::from_info_value(&value, limits)
+        let document = bencode::decode_with(info, Mode::Lenient, limits.bencode)?;
+        Self::from_info_value(document.root(), limits)
     }
 
-    fn from_info_value(info: &Value<'_>, limits: &LoadLimits) -> Result<Self, MetainfoError> {
+    fn from_info_value(info: Value<'_>, limits: &LoadLimits) -> Result<Self, MetainfoError> {
         let dict = info.as_dict().ok_or(MetainfoError::WrongType {
             key: "info",
             expected: "a dictionary",
@@ -175,8 +175,12 @@ impl TorrentInfo {
             if version > 2 {
                 return Err(MetainfoError::UnknownVersion(version));
             }
-            bencode::decode_with(raw, Mode::Strict, limits.bencode)
-                .map_err(MetainfoError::NonCanonicalInfo)?;
+            // The lenient decode noted whether the dictionary is canonical; only when it is
+            // not is it decoded again, strictly, for the error to say what and where.
+            if !info.is_canonical() {
+                bencode::decode_with(raw, Mode::Strict, limits.bencode)
+                    .map_err(MetainfoError::NonCanonicalInfo)?;
+            }
         }
         let v2 = version == Some(2);
         let piece_length = parse::piece_length(dict, v2)?;
@@ -203,36 +207,46 @@ impl TorrentInfo {
             None => None,
         };
 
-        // The v1 view: a `files` list, or a single file named `name` (required without v2).
-        let (v1_files, v1_multi) = match dict.get("files") {
-            Some(list) => {
-                let list = list.as_list().ok_or(MetainfoError::WrongType {
-                    key: "files",
-                    expected: "a list",
-                })?;
-                (Some(parse::v1_files(list, limits)?), true)
-            }
-            None if !v2 || dict.get("length").is_some() => {
-                (Some(vec![parse::v1_single_file(dict, &name)?]), false)
-            }
-            None => (None, false),
+        // The v1 view: a `files` list, or a single file named `name` (required without v2),
+        // read before the v2 tree. Beside a tree, which gives the files, it is only checked
+        // against the tree, so its files are not built.
+        let files_list = match dict.get("files") {
+            Some(list) => Some(list.as_list().ok_or(MetainfoError::WrongType {
+                key: "files",
+                expected: "a list",
+            })?),
+            None => None,
         };
-        let v2_tree = file_tree
-            .map(|tree| parse::file_tree(tree, limits))
-            .transpose()?;
-
-        let (files, multi_file) = match (v1_files, v2_tree) {
-            (Some(files), None) => (files, v1_multi),
-            (None, Some(tree)) => (
-                parse::v2_layout(tree.files, piece_length, limits)?,
-                !tree.single_file,
-            ),
-            (Some(v1), Some(tree)) => (
-                parse::hybrid_layout(&v1, tree.files, piece_length, limits)?,
-                v1_multi,
-            ),
-            // A v1 view is read whenever there is no v2 one.
-            (None, None) => return Err(MetainfoError::MissingKey("files")),
+        let v1_multi = files_list.is_some();
+        let (files, multi_file) = match file_tree {
+            None => {
+                let files = match files_list {
+                    Some(list) => parse::v1_files(list, limits)?,
+                    None => vec![parse::v1_single_file(dict, &name)?],
+                };
+                (files, v1_multi)
+            }
+            Some(tree) => {
+                let listing = match files_list {
+                    Some(list) => Some(parse::v1_listing(list, limits)?),
+                    None if dict.get("length").is_some() => {
+                        let file = parse::v1_single_file(dict, &name)?;
+                        Some(parse::V1Listing::of(&[file]))
+                    }
+                    None => None,
+                };
+                let tree = parse::file_tree(tree, limits)?;
+                match listing {
+                    Some(v1) => (
+                        parse::hybrid_layout(&v1, tree.files, piece_length, limits)?,
+                        v1_multi,
+                    ),
+                    None => (
+                        parse::v2_layout(tree.files, piece_length, limits)?,
+                        !tree.single_file,
+                    ),
+                }
+            }
         };
         let has_v1 = !v2 || dict.get("files").is_some() || dict.get("length").is_some();
 
@@ -337,7 +351,7 @@ impl TorrentInfo {
     }
 
     /// Reads what the .torrent says outside the info dictionary.
-    fn read_extras(&mut self, torrent: &Dict<'_>) {
+    fn read_extras(&mut self, torrent: Dict<'_>) {
         self.trackers = read_trackers(torrent);
         self.web_seeds = read_urls(torrent.get("url-list"));
         self.http_seeds = read_urls(torrent.get("httpseeds"));
@@ -345,12 +359,13 @@ impl TorrentInfo {
             .get_list("nodes")
             .unwrap_or_default()
             .iter()
-            .filter_map(|node| match node.as_list()? {
-                [host, port, ..] => Some((
+            .filter_map(|node| {
+                let mut items = node.as_list()?.iter();
+                let (host, port) = (items.next()?, items.next()?);
+                Some((
                     host.as_str()?.to_owned(),
                     u16::try_from(port.as_int()?).ok()?,
-                )),
-                _ => None,
+                ))
             })
             .collect();
         let text = |keys: [&str; 2]| {
@@ -544,8 +559,8 @@ impl TorrentInfo {
     /// Supplies piece layers as a .torrent's `piece layers` holds them: a dictionary from
     /// `pieces root` to the concatenated hashes. Every entry must belong to a file of the
     /// torrent and match its root; nothing is taken unless all do.
-    pub fn set_piece_layers(&mut self, layers: &Dict<'_>) -> Result<(), MetainfoError> {
-        if !self.info_hashes.has_v2() {
+    pub fn set_piece_layers(&mut self, layers: Dict<'_>) -> Result<(), MetainfoError> {
+        if !self.info_hashes.has_v2() || layers.is_empty() {
             return Ok(());
         }
         // Files that need a layer, sorted by root, to find an entry's files.
@@ -625,7 +640,7 @@ impl TorrentInfo {
 }
 
 /// Reads BEP12 tiers, or `announce` alone.
-fn read_trackers(torrent: &Dict<'_>) -> Vec<Vec<String>> {
+fn read_trackers(torrent: Dict<'_>) -> Vec<Vec<String>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut tiers: Vec<Vec<String>> = Vec::new();
     for tier in torrent.get_list("announce-list").unwrap_or_default() {
@@ -652,18 +667,20 @@ fn read_trackers(torrent: &Dict<'_>) -> Vec<Vec<String>> {
 }
 
 /// Reads a URL list that may be one string or a list of strings: trimmed, each once.
-fn read_urls(value: Option<&Value<'_>>) -> Vec<String> {
+fn read_urls(value: Option<Value<'_>>) -> Vec<String> {
     let Some(value) = value else {
         return Vec::new();
     };
-    let items = match value.as_list() {
-        Some(list) => list,
-        None => std::slice::from_ref(value),
+    // The list's items, or the value alone.
+    let (list, alone) = match value.as_list() {
+        Some(list) => (Some(list), None),
+        None => (None, Some(value)),
     };
     let mut seen = std::collections::BTreeSet::new();
-    items
-        .iter()
-        .filter_map(Value::as_str)
+    list.into_iter()
+        .flatten()
+        .chain(alone)
+        .filter_map(|v| v.as_str())
         .map(str::trim)
         .filter(|url| !url.is_empty() && seen.insert(*url))
         .map(str::to_owned)

@@ -42,9 +42,18 @@ fn is_replaced(c: char) -> bool {
 
 /// Whether `name` is a Windows device name, which opens a device instead of a file even with
 /// an extension (`nul.txt`).
-fn is_device_name(name: &str) -> bool {
-    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
-    const DEVICES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
+fn is_device_name(name: &[u8]) -> bool {
+    // Every device name starts with one of these letters; most names are ruled out here.
+    let first = name.first().map(u8::to_ascii_lowercase);
+    if !matches!(first, Some(b'c' | b'p' | b'a' | b'n' | b'l')) {
+        return false;
+    }
+    let stem = name.split(|&b| b == b'.').next().unwrap_or(name);
+    let stem = match stem.iter().rposition(|&b| b != b' ') {
+        Some(last) => stem.get(..=last).unwrap_or(stem),
+        None => &[],
+    };
+    const DEVICES: [&[u8]; 6] = [b"CON", b"PRN", b"AUX", b"NUL", b"CONIN$", b"CONOUT$"];
     if DEVICES.iter().any(|d| stem.eq_ignore_ascii_case(d)) {
         return true;
     }
@@ -52,9 +61,9 @@ fn is_device_name(name: &str) -> bool {
     let (Some(prefix), Some(number)) = (stem.get(..3), stem.get(3..)) else {
         return false;
     };
-    let is_port_number =
-        matches!(number.as_bytes(), [d] if d.is_ascii_digit()) || matches!(number, "¹" | "²" | "³");
-    (prefix.eq_ignore_ascii_case("COM") || prefix.eq_ignore_ascii_case("LPT")) && is_port_number
+    let is_port_number = matches!(number, [d] if d.is_ascii_digit())
+        || ["¹", "²", "³"].iter().any(|s| number == s.as_bytes());
+    (prefix.eq_ignore_ascii_case(b"COM") || prefix.eq_ignore_ascii_case(b"LPT")) && is_port_number
 }
 
 /// Removes trailing dots and spaces from `out[start..]`.
@@ -120,7 +129,7 @@ pub fn append_component(out: &mut String, raw: &[u8]) -> bool {
         out.truncate(before);
         return false;
     }
-    if is_device_name(&out[start..]) {
+    if is_device_name(out.as_bytes().get(start..).unwrap_or_default()) {
         out.insert(start, '_');
     }
     true
@@ -142,14 +151,105 @@ pub fn sanitize_component(raw: &[u8]) -> String {
     out
 }
 
-/// Appends the sanitised components of `raw` to `out`, each preceded by `/` when `out` is
-/// not empty. Returns whether anything was appended.
-pub fn append_components<'a>(out: &mut String, raw: impl IntoIterator<Item = &'a [u8]>) -> bool {
-    let before = out.len();
-    for component in raw {
-        append_component(out, component);
+/// The bytes [`SanitizedPath::push`] copies as they are: printable ASCII but for separators
+/// and what Windows refuses in names.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        plain[b as usize] = !matches!(
+            b,
+            b'/' | b'\\' | b'<' | b'>' | b':' | b'"' | b'|' | b'?' | b'*'
+        );
+        b += 1;
     }
-    out.len() > before
+    plain
+};
+
+/// A path built from raw components, each sanitised as [`append_component`] does and joined
+/// with `/`.
+///
+/// It is kept as bytes (always valid UTF-8) so that the common component, printable ASCII
+/// that needs no change, is copied whole, and the path is checked as UTF-8 only once, when
+/// it becomes a `String`.
+#[derive(Debug, Default)]
+pub struct SanitizedPath {
+    bytes: Vec<u8>,
+}
+
+impl SanitizedPath {
+    /// Appends the sanitised form of `raw`, preceded by `/` if the path is not empty.
+    /// Returns whether anything was appended (a component can vanish entirely).
+    pub fn push(&mut self, raw: &[u8]) -> bool {
+        let plain = raw.len() <= MAX_COMPONENT_LEN && raw.iter().all(|&b| PLAIN[usize::from(b)]);
+        if !plain {
+            let mut component = String::new();
+            if !append_component(&mut component, raw) {
+                return false;
+            }
+            self.push_sanitized(component.as_bytes());
+            return true;
+        }
+        // Printable ASCII no longer than a component may be: only trailing dots and spaces
+        // and device names need care.
+        let Some(last) = raw.iter().rposition(|&b| b != b'.' && b != b' ') else {
+            return false;
+        };
+        let kept = raw.get(..=last).unwrap_or_default();
+        if is_device_name(kept) {
+            self.push_sanitized(b"_");
+            self.bytes.extend_from_slice(kept);
+        } else {
+            self.push_sanitized(kept);
+        }
+        true
+    }
+
+    /// Appends a component that is already sanitised.
+    fn push_sanitized(&mut self, component: &[u8]) {
+        if !self.bytes.is_empty() {
+            self.bytes.push(b'/');
+        }
+        self.bytes.extend_from_slice(component);
+    }
+
+    /// Makes room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
+    }
+
+    /// The path's bytes (UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing has been appended.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Shortens the path to `len` bytes: back to what it was before a [`push`](Self::push).
+    pub fn truncate(&mut self, len: usize) {
+        self.bytes.truncate(len);
+    }
+
+    /// The path as a `String`.
+    pub fn into_string(self) -> String {
+        // Only valid UTF-8 is ever appended, so nothing is replaced.
+        String::from_utf8(self.bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// A copy of the path as a `String`.
+    pub fn to_path_string(&self) -> String {
+        // Only valid UTF-8 is ever appended, so nothing is replaced.
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
 }
 
 /// Renames files whose paths collide with another file's path or with a directory, ignoring
@@ -182,23 +282,35 @@ impl Deduplicator {
         /// FNV-1a, 64 bits.
         const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0100_0000_01b3;
-        // (hash, is a file)
-        let mut names: Vec<(u64, bool)> = Vec::with_capacity(paths.len() * 2);
+        /// Directories recently seen, by hash, so that one shared by many files is listed
+        /// about once (a direct-mapped cache: a miss only lists a directory again).
+        const RECENT_DIRS: usize = 1 << 14;
+        let mut recent_dirs = vec![0u64; RECENT_DIRS];
+        // Each name's hash with its lowest bit replaced by whether it is a file.
+        let mut names: Vec<u64> = Vec::with_capacity(paths.len() * 2);
         for path in paths.iter().flatten() {
             let mut hash = OFFSET;
             for byte in path.bytes() {
                 if byte == b'/' {
-                    names.push((hash, false));
+                    let dir = hash & !1;
+                    // Stored with the lowest bit set, so that no hash matches an empty slot.
+                    let slot = recent_dirs.get_mut((hash >> 1) as usize % RECENT_DIRS);
+                    if let Some(seen) = slot.filter(|seen| **seen != dir | 1) {
+                        *seen = dir | 1;
+                        names.push(dir);
+                    }
                 }
                 hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(PRIME);
             }
-            names.push((hash, true));
+            names.push(hash | 1);
         }
         names.sort_unstable();
-        names.dedup_by(|a, b| a == b && !a.1);
+        // A run of equal hashes (ignoring the lowest bit) collides if it holds a file and
+        // anything else; equal directories are the same directory.
+        names.dedup_by(|a, b| a == b && *a & 1 == 0);
         names
-            .chunk_by(|a, b| a.0 == b.0)
-            .any(|group| group.len() > 1 && group.iter().any(|&(_, file)| file))
+            .chunk_by(|a, b| a >> 1 == b >> 1)
+            .any(|run| run.len() > 1 && run.iter().any(|name| name & 1 == 1))
     }
 
     /// Renames colliding files, in order: every directory is taken first, then each file takes
@@ -264,6 +376,7 @@ fn numbered(stem: &str, number: u64, extension: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn clean(raw: &[u8]) -> String {
         sanitize_component(raw)
@@ -353,14 +466,64 @@ mod tests {
         assert_eq!(clean(long_ext.as_bytes()).len(), MAX_COMPONENT_LEN);
     }
 
+    /// The path of `components`, and whether each was appended.
+    fn join<'a>(components: impl IntoIterator<Item = &'a [u8]>) -> (SanitizedPath, Vec<bool>) {
+        let mut path = SanitizedPath::default();
+        let appended = components.into_iter().map(|c| path.push(c)).collect();
+        (path, appended)
+    }
+
     #[test]
     fn components_join_with_slashes() {
-        let mut out = String::new();
-        append_components(&mut out, [&b".."[..], b"a", b"", b"/", b"b.txt"]);
-        assert_eq!(out, "a/b.txt");
-        let mut empty = String::new();
-        assert!(!append_components(&mut empty, [&b".."[..], b"."]));
-        assert_eq!(empty, "");
+        let (path, appended) = join([&b".."[..], b"a", b"", b"/", b"b.txt", b"con.txt", b"x. "]);
+        assert_eq!(appended, [false, true, false, false, true, true, true]);
+        assert_eq!(path.len(), "a/b.txt/_con.txt/x".len());
+        assert_eq!(path.into_string(), "a/b.txt/_con.txt/x");
+        let (mut path, _) = join([&b"dir"[..], b"sub"]);
+        path.truncate(3);
+        path.push(b"other");
+        assert_eq!(path.to_path_string(), "dir/other");
+        let (empty, _) = join([&b".."[..], b"."]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.into_string(), "");
+    }
+
+    proptest! {
+        /// The path builder's fast path for plain names agrees with the general one.
+        #[test]
+        fn a_path_is_its_components_sanitised(
+            components in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..12),
+                    "[ -~]{0,12}".prop_map(String::into_bytes),
+                    "(con|CoM1|lpt|nul|aux )[. a-z]{0,4}".prop_map(String::into_bytes),
+                    "[a.]{250,260}".prop_map(String::into_bytes),
+                ],
+                0..6,
+            )
+        ) {
+            let mut expected = String::new();
+            let expected_appended: Vec<bool> =
+                components.iter().map(|c| append_component(&mut expected, c)).collect();
+            let (path, appended) = join(components.iter().map(Vec::as_slice));
+            prop_assert_eq!(appended, expected_appended);
+            prop_assert_eq!(path.to_path_string(), expected.clone());
+            prop_assert_eq!(path.into_string(), expected);
+        }
+
+        /// The quick collision check never misses a collision the exact rename finds.
+        #[test]
+        fn collisions_are_never_missed(
+            paths in proptest::collection::vec("[aAbB]{1,2}(/[aAbB]{1,2}){0,2}", 1..12)
+        ) {
+            let mut owned = paths.clone();
+            let refs: Vec<Option<&mut String>> = owned.iter_mut().map(Some).collect();
+            let dedup = Deduplicator { max_renames: usize::MAX };
+            let quick = dedup.has_collisions(&refs);
+            let mut refs = refs;
+            let renamed = dedup.rename(&mut refs).unwrap();
+            prop_assert!(quick || renamed == 0, "{:?}", paths);
+        }
     }
 
     fn dedup(paths: &[&str]) -> Result<Vec<String>, TooManyDuplicates> {

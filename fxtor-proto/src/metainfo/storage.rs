@@ -16,6 +16,16 @@ pub enum PadKind {
     Synthesized,
 }
 
+/// `.pad/<size>`, libtorrent's name for a pad file.
+pub(super) fn pad_path(size: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(size);
+    let mut path = String::with_capacity(".pad/".len() + digits.len());
+    path.push_str(".pad/");
+    path.push_str(digits);
+    path
+}
+
 /// One file of a torrent.
 ///
 /// Its path is relative to the torrent's root directory: for a multi-file torrent the
@@ -57,7 +67,7 @@ impl FileEntry {
     pub(super) fn pad(size: u64, kind: PadKind) -> Self {
         Self {
             pad: Some(kind),
-            ..Self::new(format!(".pad/{size}"), size)
+            ..Self::new(pad_path(size), size)
         }
     }
 

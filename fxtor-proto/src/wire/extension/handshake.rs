@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{decode_whole_dict, int_in, ExtensionError};
+use super::{decode_whole_dict, dict_of, int_in, ExtensionError};
 use crate::bencode::{write_bytes, write_int};
 
 const EXTENSION: &str = "extension handshake";
@@ -60,7 +60,8 @@ impl ExtendedHandshake {
 
     /// Parses the payload of an extended message with id 0.
     pub fn parse(payload: &[u8]) -> Result<Self, ExtensionError> {
-        let dict = decode_whole_dict(EXTENSION, payload, MAX_VALUES)?;
+        let document = decode_whole_dict(EXTENSION, payload, MAX_VALUES)?;
+        let dict = dict_of(&document);
         let mut extensions = BTreeMap::new();
         if let Some(m) = dict.get_dict("m") {
             for (name, id) in m.iter() {

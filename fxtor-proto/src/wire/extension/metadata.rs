@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes};
 
-use super::{decode_dict, int_in, ExtensionError, UT_METADATA};
+use super::{decode_dict, dict_of, int_in, ExtensionError, UT_METADATA};
 use crate::bencode::{write_bytes, write_int};
 
 /// The size of a metadata piece; only the last piece of the metadata may be shorter.
@@ -90,7 +90,8 @@ impl MetadataMessage {
     /// ignored. An unknown `msg_type` gives [`ExtensionError::UnknownMessageType`], which
     /// BEP9 says to ignore.
     pub fn parse(payload: &Bytes) -> Result<Self, ExtensionError> {
-        let (dict, used) = decode_dict(UT_METADATA, payload, MAX_VALUES)?;
+        let (document, used) = decode_dict(UT_METADATA, payload, MAX_VALUES)?;
+        let dict = dict_of(&document);
         let msg_type = dict.get_int("msg_type").ok_or(ExtensionError::MissingKey {
             extension: UT_METADATA,
             key: "msg_type",

@@ -43,7 +43,7 @@ mod pex;
 
 use thiserror::Error;
 
-use crate::bencode::{self, DecodeError, Dict, Limits, Mode, Value};
+use crate::bencode::{self, DecodeError, Dict, Document, Limits, Mode, Value};
 
 pub use donthave::DontHave;
 pub use handshake::ExtendedHandshake;
@@ -140,34 +140,35 @@ impl ExtensionError {
     }
 }
 
-/// Decodes the bencoded dictionary at the start of `payload`; returns it and its length.
+/// Decodes the bencoded dictionary at the start of `payload`; returns it (see [`dict_of`])
+/// and its length.
 fn decode_dict<'a>(
     extension: &'static str,
     payload: &'a [u8],
     max_values: usize,
-) -> Result<(Dict<'a>, usize), ExtensionError> {
+) -> Result<(Document<'a>, usize), ExtensionError> {
     let limits = Limits {
         max_depth: 8,
         max_values,
     };
-    let (value, used) = bencode::decode_prefix(payload, Mode::Lenient, limits)
+    let (document, used) = bencode::decode_prefix(payload, Mode::Lenient, limits)
         .map_err(|source| ExtensionError::Bencode { extension, source })?;
-    match value.as_dict() {
-        Some(dict) => Ok((dict.clone(), used)),
-        None => Err(ExtensionError::NotADictionary {
+    if document.as_dict().is_none() {
+        return Err(ExtensionError::NotADictionary {
             extension,
-            found: value.type_name(),
-        }),
+            found: document.type_name(),
+        });
     }
+    Ok((document, used))
 }
 
-/// Decodes a payload that must be exactly one bencoded dictionary.
+/// Decodes a payload that must be exactly one bencoded dictionary (see [`dict_of`]).
 fn decode_whole_dict<'a>(
     extension: &'static str,
     payload: &'a [u8],
     max_values: usize,
-) -> Result<Dict<'a>, ExtensionError> {
-    let (dict, used) = decode_dict(extension, payload, max_values)?;
+) -> Result<Document<'a>, ExtensionError> {
+    let (document, used) = decode_dict(extension, payload, max_values)?;
     if used != payload.len() {
         return Err(ExtensionError::Bencode {
             extension,
@@ -177,13 +178,19 @@ fn decode_whole_dict<'a>(
             },
         });
     }
-    Ok(dict)
+    Ok(document)
+}
+
+/// The dictionary of a document from [`decode_dict`] or [`decode_whole_dict`], which checked
+/// that it is one (an empty dictionary otherwise).
+fn dict_of<'d>(document: &'d Document<'_>) -> Dict<'d> {
+    document.as_dict().unwrap_or_default()
 }
 
 /// An integer in `T`'s range, or `None` if the value is not an integer or out of range.
-fn int_in<T: TryFrom<i64>>(value: Option<&Value<'_>>) -> Option<T> {
+fn int_in<T: TryFrom<i64>>(value: Option<Value<'_>>) -> Option<T> {
     value
-        .and_then(Value::as_int)
+        .and_then(|v| v.as_int())
         .and_then(|i| T::try_from(i).ok())
 }
 

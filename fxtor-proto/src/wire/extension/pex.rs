@@ -6,7 +6,7 @@ use std::ops::BitOr;
 use bytes::{BufMut, Bytes};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{decode_whole_dict, ExtensionError, UT_PEX};
+use super::{decode_whole_dict, dict_of, ExtensionError, UT_PEX};
 use crate::bencode::{write_bytes, Dict};
 
 /// Six keys of strings, and a few more a client might add.
@@ -121,11 +121,12 @@ impl PexMessage {
 
     /// Parses a `ut_pex` payload.
     pub fn parse(payload: &[u8]) -> Result<Self, ExtensionError> {
-        let dict = decode_whole_dict(UT_PEX, payload, MAX_VALUES)?;
-        let added4 = compact_list(&dict, "added", V4_LEN)?;
-        let added6 = compact_list(&dict, "added6", V6_LEN)?;
-        let dropped4 = compact_list(&dict, "dropped", V4_LEN)?;
-        let dropped6 = compact_list(&dict, "dropped6", V6_LEN)?;
+        let document = decode_whole_dict(UT_PEX, payload, MAX_VALUES)?;
+        let dict = dict_of(&document);
+        let added4 = compact_list(dict, "added", V4_LEN)?;
+        let added6 = compact_list(dict, "added6", V6_LEN)?;
+        let dropped4 = compact_list(dict, "dropped", V4_LEN)?;
+        let dropped6 = compact_list(dict, "dropped6", V6_LEN)?;
         check_count("added", added4.len() / V4_LEN + added6.len() / V6_LEN)?;
         check_count("dropped", dropped4.len() / V4_LEN + dropped6.len() / V6_LEN)?;
 
@@ -222,7 +223,7 @@ impl PexMessage {
 /// The compact peer list under `key`: empty if absent, an error if its length is not a
 /// whole number of entries.
 fn compact_list<'a>(
-    dict: &Dict<'a>,
+    dict: Dict<'a>,
     key: &'static str,
     entry_len: usize,
 ) -> Result<&'a [u8], ExtensionError> {
