@@ -37,7 +37,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::bencode::{self, write_bytes, write_int, DecodeError, Dict, Mode, Value};
+use crate::bencode::{self, write_bytes, write_int, DecodeError, Dict, Mode};
 use crate::metainfo::TorrentInfo;
 use crate::picker::PiecePicker;
 use crate::{InfoHashV1, InfoHashV2, InfoHashes};
@@ -329,7 +329,7 @@ fn invalid(field: &'static str, reason: &'static str) -> ResumeError {
 }
 
 /// An optional integer field.
-fn int(dict: &Dict<'_>, field: &'static str) -> Result<Option<i64>, ResumeError> {
+fn int(dict: Dict<'_>, field: &'static str) -> Result<Option<i64>, ResumeError> {
     match dict.get(field) {
         None => Ok(None),
         Some(v) => v.as_int().map(Some).ok_or(invalid(field, "not an integer")),
@@ -337,7 +337,7 @@ fn int(dict: &Dict<'_>, field: &'static str) -> Result<Option<i64>, ResumeError>
 }
 
 /// An optional byte count: 0 when absent.
-fn count(dict: &Dict<'_>, field: &'static str) -> Result<u64, ResumeError> {
+fn count(dict: Dict<'_>, field: &'static str) -> Result<u64, ResumeError> {
     match int(dict, field)? {
         None => Ok(0),
         Some(n) => u64::try_from(n).map_err(|_| invalid(field, "negative")),
@@ -357,7 +357,7 @@ fn saturating_i64(n: u64) -> i64 {
 }
 
 fn is_dictionary(bytes: &[u8]) -> bool {
-    bencode::decode(bytes, Mode::Lenient).is_ok_and(|v: Value<'_>| v.as_dict().is_some())
+    bencode::decode(bytes, Mode::Lenient).is_ok_and(|doc| doc.as_dict().is_some())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::bencode::{self, DecodeError, Dict, Limits, Mode, Value};
+use crate::bencode::{self, DecodeError, Dict, Document, Limits, Mode, Value};
 use crate::peer_id::PeerId;
 use crate::InfoHashV1;
 
@@ -169,8 +169,8 @@ pub enum ResponseError {
 /// assert_eq!(failure.unwrap_err().to_string(), "tracker failure: nope");
 /// ```
 pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, ResponseError> {
-    let value = decode_body(body)?;
-    let dict = as_dict(&value)?;
+    let doc = decode_body(body)?;
+    let dict = as_dict(doc.root())?;
     if let Some(reason) = dict.get_bytes("failure reason") {
         return Err(ResponseError::Failure(lossy(reason)));
     }
@@ -191,7 +191,7 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, Response
                 .peers
                 .extend(compact_v4(compact).map(PeerInfo::from_addr));
         } else if let Some(list) = peers.as_list() {
-            for entry in list.iter().filter_map(Value::as_dict) {
+            for entry in list.iter().filter_map(|v| v.as_dict()) {
                 match peer_from_dict(entry) {
                     Some(DictPeer::Addr(peer)) => response.peers.push(peer),
                     Some(DictPeer::Hostname(peer)) => response.hostname_peers.push(peer),
@@ -225,8 +225,8 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, Response
 /// assert_eq!((stats.complete, stats.downloaded, stats.incomplete), (11, 13772, 19));
 /// ```
 pub fn parse_scrape_response(body: &[u8]) -> Result<ScrapeResponse, ResponseError> {
-    let value = decode_body(body)?;
-    let dict = as_dict(&value)?;
+    let doc = decode_body(body)?;
+    let dict = as_dict(doc.root())?;
     if let Some(reason) = dict.get_bytes("failure reason") {
         return Err(ResponseError::Failure(lossy(reason)));
     }
@@ -274,7 +274,7 @@ pub fn compact_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
     })
 }
 
-fn decode_body(body: &[u8]) -> Result<Value<'_>, ResponseError> {
+fn decode_body(body: &[u8]) -> Result<Document<'_>, ResponseError> {
     if body.len() > MAX_RESPONSE_SIZE {
         return Err(ResponseError::TooLarge {
             len: body.len(),
@@ -284,13 +284,13 @@ fn decode_body(body: &[u8]) -> Result<Value<'_>, ResponseError> {
     Ok(bencode::decode_with(body, Mode::Lenient, RESPONSE_LIMITS)?)
 }
 
-fn as_dict<'v, 'a>(value: &'v Value<'a>) -> Result<&'v Dict<'a>, ResponseError> {
+fn as_dict(value: Value<'_>) -> Result<Dict<'_>, ResponseError> {
     value.as_dict().ok_or(ResponseError::NotADictionary {
         found: value.type_name(),
     })
 }
 
-fn wrong_type(key: &'static str, expected: &'static str, value: &Value<'_>) -> ResponseError {
+fn wrong_type(key: &'static str, expected: &'static str, value: Value<'_>) -> ResponseError {
     ResponseError::WrongType {
         key,
         expected,
@@ -303,12 +303,12 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 /// A non-negative integer that fits a `u32`.
-fn count(dict: &Dict<'_>, key: &str) -> Option<u32> {
+fn count(dict: Dict<'_>, key: &str) -> Option<u32> {
     dict.get_int(key).and_then(|n| u32::try_from(n).ok())
 }
 
 /// A non-negative number of seconds.
-fn seconds(dict: &Dict<'_>, key: &str) -> Option<Duration> {
+fn seconds(dict: Dict<'_>, key: &str) -> Option<Duration> {
     dict.get_int(key)
         .and_then(|n| u64::try_from(n).ok())
         .map(Duration::from_secs)
@@ -330,7 +330,7 @@ enum DictPeer {
 }
 
 /// A BEP3 peer dictionary: `ip` (an address literal or a host name), `port`, `peer id`.
-fn peer_from_dict(dict: &Dict<'_>) -> Option<DictPeer> {
+fn peer_from_dict(dict: Dict<'_>) -> Option<DictPeer> {
     let port = u16::try_from(dict.get_int("port")?).ok()?;
     let ip = dict.get_str("ip")?;
     let peer_id = dict.get_bytes("peer id").and_then(PeerId::from_slice);
