@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use core::net::IpAddr;
+use core::net::SocketAddr;
 
 use crate::PieceIndex;
 
@@ -17,7 +17,7 @@ use crate::PieceIndex;
 struct PieceBuffer {
     blocks: Vec<Option<Bytes>>,
     /// Who sent each block.
-    senders: Vec<Option<IpAddr>>,
+    senders: Vec<Option<SocketAddr>>,
     received: u32,
     /// The piece's length, counted against the memory budget.
     len: u32,
@@ -26,7 +26,7 @@ struct PieceBuffer {
 /// A piece handed to the disk to be verified and written.
 #[derive(Debug)]
 struct Writing {
-    senders: Vec<IpAddr>,
+    senders: Vec<SocketAddr>,
     len: u32,
 }
 
@@ -79,7 +79,13 @@ impl Assembly {
 
     /// Stores block `block` of `piece` from `from`. Returns whether the piece is now
     /// complete. A block already there is kept (the first copy wins).
-    pub fn store(&mut self, piece: PieceIndex, block: usize, data: Bytes, from: IpAddr) -> bool {
+    pub fn store(
+        &mut self,
+        piece: PieceIndex,
+        block: usize,
+        data: Bytes,
+        from: SocketAddr,
+    ) -> bool {
         let Some(buffer) = self.building.get_mut(&piece) else {
             return false;
         };
@@ -102,7 +108,7 @@ impl Assembly {
             self.bytes -= u64::from(buffer.len);
             return None;
         }
-        let mut senders: Vec<IpAddr> = buffer.senders.into_iter().flatten().collect();
+        let mut senders: Vec<SocketAddr> = buffer.senders.into_iter().flatten().collect();
         senders.sort_unstable();
         senders.dedup();
         self.writing.insert(
@@ -116,7 +122,7 @@ impl Assembly {
     }
 
     /// The write of `piece` is done: returns who sent its blocks (each address once).
-    pub fn written(&mut self, piece: PieceIndex) -> Vec<IpAddr> {
+    pub fn written(&mut self, piece: PieceIndex) -> Vec<SocketAddr> {
         match self.writing.remove(&piece) {
             Some(w) => {
                 self.bytes -= u64::from(w.len);
@@ -152,8 +158,8 @@ mod tests {
     fn assembles_without_copying_and_accounts_memory() {
         let mut a = Assembly::default();
         let p = PieceIndex(3);
-        let ip1 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let ip2 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let ip1 = SocketAddr::new(Ipv4Addr::new(10, 0, 0, 1).into(), 6881);
+        let ip2 = SocketAddr::new(Ipv4Addr::new(10, 0, 0, 2).into(), 6881);
         a.start(p, 2, 20_000);
         a.start(p, 2, 20_000);
         assert_eq!(a.bytes(), 20_000);

@@ -2,7 +2,7 @@
 //! them for, and what becomes of the blocks that arrive and the pieces they make up.
 
 use bytes::{Bytes, BytesMut};
-use core::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use smallvec::SmallVec;
 
 use super::peer::{count_ones, for_each_piece, PeerHave};
@@ -267,7 +267,7 @@ impl Torrent {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let from = peer.addr.ip();
+        let from = peer.addr;
         let len = block.data.len();
         self.totals.downloaded += len as u64;
         self.totals.moved(now);
@@ -387,7 +387,7 @@ impl Torrent {
 
     /// Blames the senders of a piece that failed its check: a peer that sent all of it is
     /// banned at once; peers that shared in it lose trust, and are banned when it runs out.
-    fn on_hash_failed(&mut self, now: Instant, senders: &[IpAddr], shared: &mut Shared) {
+    fn on_hash_failed(&mut self, now: Instant, senders: &[SocketAddr], shared: &mut Shared) {
         if let [only] = senders {
             self.ban(now, *only, shared);
             return;
@@ -404,28 +404,30 @@ impl Torrent {
         }
     }
 
-    /// Bans an address from the torrent: its connections close and it is not connected to
-    /// or accepted again.
-    fn ban(&mut self, now: Instant, ip: IpAddr, shared: &mut Shared) {
-        if !self.banned.insert(ip) {
+    /// Bans a peer from the torrent: its connection closes and its address is not connected
+    /// to or accepted again.
+    ///
+    /// A peer is its address and port, not its IP alone: several peers can share an IP
+    /// (behind one NAT, or all on loopback), and banning the IP would punish the honest
+    /// ones. Connections *from* a banned peer's IP are refused, as their port says nothing
+    /// of who they are (see `accept`).
+    fn ban(&mut self, now: Instant, addr: SocketAddr, shared: &mut Shared) {
+        if !self.banned.insert(addr) {
             return;
         }
-        self.trust.forget(ip);
-        self.known_peers.retain(|a| a.ip() != ip);
-        let victims: Vec<(crate::picker::PeerKey, SocketAddr)> = self
+        self.trust.forget(addr);
+        self.known_peers.retain(|a| *a != addr);
+        let victims: Vec<crate::picker::PeerKey> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.addr.ip() == ip)
-            .map(|(k, p)| (*k, p.addr))
+            .filter(|(_, p)| p.addr == addr)
+            .map(|(k, _)| *k)
             .collect();
-        let addr = victims
-            .first()
-            .map_or(SocketAddr::new(ip, 0), |(_, addr)| *addr);
         shared.alert(Alert::PeerBanned {
             torrent: self.id,
             addr,
         });
-        for (key, _) in victims {
+        for key in victims {
             self.close_peer(now, key, "banned: sent data that failed a hash check");
         }
     }

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use core::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use core::time::Duration;
 
 use super::shared::{Route, Shared};
@@ -174,7 +174,7 @@ pub(super) struct Torrent {
     addrs: BTreeSet<SocketAddr>,
     /// Where to connect when the torrent starts or resumes.
     known_peers: BTreeSet<SocketAddr>,
-    banned: BTreeSet<IpAddr>,
+    banned: BTreeSet<SocketAddr>,
     trust: Trust,
     next_key: u32,
     /// Peers to drain at the next flush.
@@ -761,7 +761,7 @@ impl Torrent {
     /// over a limit.
     fn try_connect(&mut self, addr: SocketAddr, shared: &mut Shared) {
         if addr.port() == 0
-            || self.banned.contains(&addr.ip())
+            || self.banned.contains(&addr)
             || self.addrs.contains(&addr)
             || Self::is_self(addr, shared)
             || !self.has_room(shared)
@@ -786,7 +786,9 @@ impl Torrent {
         if !self.is_active() {
             return Err("the torrent is not accepting peers now");
         }
-        if self.banned.contains(&addr.ip()) {
+        // An incoming connection comes from a port of the peer's choosing, so a banned
+        // peer is recognised by its IP alone here; the peers we dial are told apart by port.
+        if self.banned.iter().any(|b| b.ip() == addr.ip()) {
             return Err("the peer is banned");
         }
         if self.addrs.contains(&addr) {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use core::net::IpAddr;
+use core::net::SocketAddr;
 
 /// The trust at which a peer is banned.
 pub(super) const BAN_TRUST: i32 = -6;
@@ -21,27 +21,27 @@ pub(super) const MAX_TRUST: i32 = 8;
 /// Trust per address; addresses at 0 are not stored.
 #[derive(Debug, Default)]
 pub(super) struct Trust {
-    points: BTreeMap<IpAddr, i32>,
+    points: BTreeMap<SocketAddr, i32>,
 }
 
 impl Trust {
     /// `ip` sent blocks of a piece that passed.
-    pub fn passed(&mut self, ip: IpAddr) {
+    pub fn passed(&mut self, ip: SocketAddr) {
         self.add(ip, 1);
     }
 
     /// `ip` sent blocks of a piece that failed, along with other peers. Returns whether it
     /// is now to be banned.
-    pub fn failed(&mut self, ip: IpAddr) -> bool {
+    pub fn failed(&mut self, ip: SocketAddr) -> bool {
         self.add(ip, -2) <= BAN_TRUST
     }
 
     /// Forgets `ip` (it was banned).
-    pub fn forget(&mut self, ip: IpAddr) {
+    pub fn forget(&mut self, ip: SocketAddr) {
         self.points.remove(&ip);
     }
 
-    fn add(&mut self, ip: IpAddr, delta: i32) -> i32 {
+    fn add(&mut self, ip: SocketAddr, delta: i32) -> i32 {
         let points = self.points.entry(ip).or_insert(0);
         *points = (*points + delta).clamp(BAN_TRUST, MAX_TRUST);
         let now = *points;
@@ -59,8 +59,8 @@ mod tests {
 
     #[test]
     fn repeated_shared_failures_ban_and_passes_forgive() {
-        let bad = IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1));
-        let good = IpAddr::V4(Ipv4Addr::new(2, 2, 2, 2));
+        let bad = SocketAddr::new(Ipv4Addr::new(1, 1, 1, 1).into(), 1);
+        let good = SocketAddr::new(Ipv4Addr::new(2, 2, 2, 2).into(), 2);
         let mut trust = Trust::default();
         for _ in 0..4 {
             trust.passed(good);
