@@ -116,6 +116,11 @@ impl<R: Runtime> EventLoop<R> {
             }
         };
         self.stop().await;
+        // Commands sent meanwhile, or from now on, fail: their answers' senders drop.
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            drop(command);
+        }
         // Dropping the answer's sender is the answer.
         drop(shutdown);
     }
