@@ -31,6 +31,11 @@ pub fn content(file: usize, len: usize) -> Vec<u8> {
 
 /// A hybrid torrent of [`FILES`], with their content written below `seed_dir`.
 pub fn seeded_torrent(seed_dir: &Path) -> TorrentInfo {
+    torrent_file(seed_dir).0
+}
+
+/// [`seeded_torrent`], and the bytes of its .torrent file.
+pub fn torrent_file(seed_dir: &Path) -> (TorrentInfo, Vec<u8>) {
     let mut builder = TorrentBuilder::multi_file(NAME);
     builder
         .set_version(TorrentVersion::Hybrid)
@@ -46,7 +51,9 @@ pub fn seeded_torrent(seed_dir: &Path) -> TorrentInfo {
         std::fs::write(&file, &data).unwrap();
         hasher.update(&data).unwrap();
     }
-    TorrentInfo::from_bytes(&hasher.finish().unwrap().bytes).expect("our own torrent parses")
+    let bytes = hasher.finish().unwrap().bytes.to_vec();
+    let info = TorrentInfo::from_bytes(&bytes).expect("our own torrent parses");
+    (info, bytes)
 }
 
 /// Asserts that file `n` of [`FILES`] is below `save_path` with its exact content.
