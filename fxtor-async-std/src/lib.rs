@@ -51,6 +51,14 @@ pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
 pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
 
+// Handles go to other tasks and threads: they must stay `Send + Sync + Clone`.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Session>();
+    shareable::<TorrentHandle>();
+    shareable::<AsyncIo>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,16 +87,28 @@ mod tests {
     }
 
     #[test]
-    fn without_listening_there_is_no_address_under_async_std() {
+    fn an_unknown_torrent_refuses_every_command_under_async_std() {
         async_std::task::block_on(async {
-            let settings = SessionSettings {
+            let outgoing_only = SessionSettings {
                 listen: None,
                 ..SessionSettings::default()
             };
-            let session = Session::new(settings).await.unwrap();
-            assert_eq!(session.listen_addr(), None);
-            let handle = session.handle(TorrentId(3));
-            assert!(matches!(handle.status().await, Err(Error::Session(_))));
+            let session = Session::new(outgoing_only).await.unwrap();
+            assert!(session.listen_addr().is_none());
+            let ghost = session.handle(TorrentId(3));
+            let outcomes = [
+                ghost.pause().await,
+                ghost.resume().await,
+                ghost.force_recheck().await,
+                ghost.set_sequential(true).await,
+                ghost.prioritize_files(vec![1]).await,
+                session.remove_torrent(&ghost, false).await,
+            ];
+            for outcome in outcomes {
+                assert!(matches!(outcome, Err(Error::Session(_))), "{outcome:?}");
+            }
+            assert!(ghost.status().await.is_err());
+            assert!(ghost.save_resume_data().await.is_err());
         });
     }
 
@@ -103,12 +123,5 @@ mod tests {
             // The listener went with the loop.
             assert!(async_net::TcpStream::connect(addr).await.is_err());
         });
-    }
-
-    #[test]
-    fn handles_are_send_and_sync() {
-        fn check<T: Send + Sync + Clone>() {}
-        check::<Session>();
-        check::<TorrentHandle>();
     }
 }

@@ -126,7 +126,12 @@ async fn download_by_priority() {
     let info = seeded_torrent(&seed_dir);
     let (seeding, _) = seeder(&info, &seed_dir).await;
 
-    let leecher = Session::new(localhost()).await.unwrap();
+    // Outgoing connections only: the leecher does not listen.
+    let outgoing_only = SessionSettings {
+        listen: None,
+        ..localhost()
+    };
+    let leecher = Session::new(outgoing_only).await.unwrap();
     let whole = info.total_size();
     let mut params = AddTorrentParams::from_info(info, &leech_dir);
     params.skip_check = true;
