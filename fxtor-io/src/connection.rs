@@ -172,3 +172,161 @@ async fn write_loop<R: Runtime, S>(
     // The loop dropped the queue: the connection is closing and everything queued is out.
     let _ = runtime::timeout(&runtime, WRITE_STALL, out.close()).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use futures_lite::future::{block_on, pending};
+    use futures_lite::io::Cursor;
+
+    use super::*;
+
+    /// A runtime whose timers never fire; the loops under test use nothing else of it.
+    #[derive(Clone)]
+    struct NoTimers;
+
+    impl Runtime for NoTimers {
+        type Listener = ();
+        type Stream = ();
+        type Reader = Cursor<Vec<u8>>;
+        type Writer = Sink;
+
+        fn bind(&self, _: SocketAddr) -> impl Future<Output = io::Result<()>> + Send {
+            pending()
+        }
+        fn local_addr(&self, _: &()) -> io::Result<SocketAddr> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn accept<'a>(
+            &'a self,
+            _: &'a (),
+        ) -> impl Future<Output = io::Result<((), SocketAddr)>> + Send + 'a {
+            pending()
+        }
+        fn connect(&self, _: SocketAddr) -> impl Future<Output = io::Result<()>> + Send {
+            pending()
+        }
+        fn split(&self, _: ()) -> (Cursor<Vec<u8>>, Sink) {
+            (Cursor::new(Vec::new()), Sink::default())
+        }
+        fn sleep_until(&self, _: std::time::Instant) -> impl Future<Output = ()> + Send {
+            pending()
+        }
+        fn spawn(&self, _: impl Future<Output = ()> + Send + 'static) {}
+        fn spawn_blocking<T, F>(&self, f: F) -> impl Future<Output = Option<T>> + Send
+        where
+            T: Send + 'static,
+            F: FnOnce() -> T + Send + 'static,
+        {
+            let out = f();
+            async { Some(out) }
+        }
+    }
+
+    /// A writer that keeps what it is given, and whether it was closed.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<(Vec<u8>, bool)>>);
+
+    impl AsyncWrite for Sink {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut state = self.0.lock().unwrap();
+            assert!(!state.1, "written after close");
+            state.0.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.0.lock().unwrap().1 = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A reader with nothing to read, ever.
+    struct Silent;
+
+    impl AsyncRead for Silent {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn the_writer_sends_everything_queued_in_order_then_closes() {
+        let (queue, queued) = async_channel::unbounded();
+        let (events, reports) = async_channel::unbounded::<Event<()>>();
+        queue.try_send(Bytes::from_static(b"hello ")).unwrap();
+        queue.try_send(Bytes::from(vec![b'!'; 300_000])).unwrap();
+        queue.try_send(Bytes::from_static(b" world")).unwrap();
+        drop(queue);
+        let sink = Sink::default();
+        block_on(write_loop(
+            NoTimers,
+            ConnectionId(4),
+            sink.clone(),
+            queued,
+            events,
+        ));
+        let (written, closed) = sink.0.lock().unwrap().clone();
+        assert_eq!(written.len(), 300_012);
+        assert!(written.starts_with(b"hello !") && written.ends_with(b"! world"));
+        assert!(closed);
+        let mut sent = 0;
+        while let Ok(event) = reports.try_recv() {
+            match event {
+                Event::Sent(ConnectionId(4), n) => sent += n,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(sent, 300_012);
+    }
+
+    #[test]
+    fn the_reader_hands_over_every_byte_then_the_end() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (reports, received) = async_channel::unbounded::<Event<()>>();
+        let (_keep_reading, stop) = async_channel::bounded(1);
+        block_on(read_loop(
+            ConnectionId(9),
+            Cursor::new(data.clone()),
+            reports,
+            stop,
+        ));
+        let mut got = Vec::new();
+        let mut closed = false;
+        while let Ok(event) = received.try_recv() {
+            match event {
+                Event::Received(ConnectionId(9), chunk) if !closed => got.extend_from_slice(&chunk),
+                Event::Closed(ConnectionId(9)) if !closed => closed = true,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(closed);
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn dropping_the_stop_end_ends_a_waiting_reader() {
+        let (reports, received) = async_channel::unbounded::<Event<()>>();
+        let (reading, stop) = async_channel::bounded(1);
+        drop(reading);
+        block_on(read_loop(ConnectionId(1), Silent, reports, stop));
+        // Stopped by the loop, not by the peer: nothing is reported.
+        assert!(received.try_recv().is_err());
+    }
+}
