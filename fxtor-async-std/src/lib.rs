@@ -1,4 +1,127 @@
-//! fxtor on async-std and smol.
+//! fxtor on async-std and smol: a BitTorrent [`Session`] whose network, timers and disk run
+//! on the crates both runtimes are built on (`async-io`, `async-net`, `async-executor`,
+//! `blocking`).
 //!
-//! The adapter is not written yet; it re-exports the core so the workspace's layout is in place.
-pub use fxtor_proto as proto;
+//! The protocol lives in the sans-IO core (`fxtor-proto`); the event loop, the connections'
+//! tasks, the handles and the alert fan-out live in `fxtor-io`, written once over its
+//! [`Runtime`](fxtor_io::Runtime) trait, which `fxtor-tokio` shares. This crate is only
+//! that trait's implementation, [`AsyncIo`], and the names of the API for it: the same
+//! [`Session`], [`TorrentHandle`], [`Alerts`], [`SessionSettings`] and
+//! [`AddTorrentParams`] as `fxtor-tokio`, with the same behaviour.
+//!
+//! The session's tasks run on an executor with threads of its own, so the API works from
+//! any executor: `async_std::task::block_on`, `smol::block_on`, or a bare
+//! `futures_lite::future::block_on`.
+//!
+//! ```no_run
+//! use fxtor_async_std::{AddTorrentParams, Session, SessionSettings};
+//!
+//! # async fn run() -> Result<(), fxtor_async_std::Error> {
+//! let session = Session::new(SessionSettings::listen_on("127.0.0.1:0".parse().unwrap())).await?;
+//! println!("listening on {:?}", session.listen_addr());
+//! let bytes = std::fs::read("some.torrent")?;
+//! let info = fxtor_proto::TorrentInfo::from_bytes(&bytes)
+//!     .map_err(|e| fxtor_async_std::Error::Invalid(e.to_string()))?;
+//! let mut params = AddTorrentParams::from_info(info, "downloads");
+//! params.peers.push("127.0.0.1:6881".parse().unwrap());
+//! let torrent = session.add_torrent(params).await?;
+//! let status = torrent.wait_finished().await?;
+//! println!("{} bytes downloaded", status.total_downloaded);
+//! session.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod runtime;
+
+pub use runtime::AsyncIo;
+
+/// A BitTorrent session on async-io (libtorrent's `session`): torrents, peers, disk.
+///
+/// See [`fxtor_io::session::Session`] for its methods; `Session::new(settings).await`
+/// starts one.
+pub type Session = fxtor_io::session::Session<AsyncIo>;
+
+/// A torrent in a [`Session`] (libtorrent's `torrent_handle`).
+///
+/// See [`fxtor_io::session::TorrentHandle`] for its methods.
+pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
+
+pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
+pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
+
+// Handles go to other tasks and threads: they must stay `Send + Sync + Clone`.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Session>();
+    shareable::<TorrentHandle>();
+    shareable::<AsyncIo>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn localhost() -> SessionSettings {
+        SessionSettings::listen_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    #[test]
+    fn a_session_listens_and_shuts_down_under_smol() {
+        smol::block_on(async {
+            let session = Session::new(localhost()).await.unwrap();
+            let addr = session.listen_addr().unwrap();
+            assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+            assert_ne!(addr.port(), 0);
+            // A connection is accepted by the loop; either way it goes on answering commands.
+            let _peer = smol::net::TcpStream::connect(addr).await.unwrap();
+            assert!(session.torrents().await.unwrap().is_empty());
+            let mut alerts = session.alerts();
+            session.shutdown().await.unwrap();
+            session.shutdown().await.unwrap();
+            assert!(matches!(session.torrents().await, Err(Error::Shutdown)));
+            // The alerts end with the session.
+            assert_eq!(alerts.recv().await, None);
+        });
+    }
+
+    #[test]
+    fn an_unknown_torrent_refuses_every_command_under_async_std() {
+        async_std::task::block_on(async {
+            let outgoing_only = SessionSettings {
+                listen: None,
+                ..SessionSettings::default()
+            };
+            let session = Session::new(outgoing_only).await.unwrap();
+            assert!(session.listen_addr().is_none());
+            let ghost = session.handle(TorrentId(3));
+            let outcomes = [
+                ghost.pause().await,
+                ghost.resume().await,
+                ghost.force_recheck().await,
+                ghost.set_sequential(true).await,
+                ghost.prioritize_files(vec![1]).await,
+                session.remove_torrent(&ghost, false).await,
+            ];
+            for outcome in outcomes {
+                assert!(matches!(outcome, Err(Error::Session(_))), "{outcome:?}");
+            }
+            assert!(ghost.status().await.is_err());
+            assert!(ghost.save_resume_data().await.is_err());
+        });
+    }
+
+    #[test]
+    fn dropping_every_handle_stops_the_session() {
+        futures_lite::future::block_on(async {
+            let session = Session::new(localhost()).await.unwrap();
+            let addr = session.listen_addr().unwrap();
+            let mut alerts = session.alerts();
+            drop(session);
+            assert_eq!(alerts.recv().await, None);
+            // The listener went with the loop.
+            assert!(async_net::TcpStream::connect(addr).await.is_err());
+        });
+    }
+}

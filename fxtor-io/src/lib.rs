@@ -13,21 +13,32 @@
 //! - [`resume`]: resume files, replaced atomically.
 //! - [`SessionSettings`], [`AddTorrentParams`], [`Error`]: the adapters' common API types.
 //! - [`Clock`]: wall time as the core's [`Instant`](fxtor_proto::time::Instant).
+//! - [`session::Session`] and [`session::TorrentHandle`]: the handles an application holds,
+//!   over the event loop, the connections' reader and writer tasks and the [`alerts`]
+//!   fan-out, written once against the [`Runtime`] trait an adapter implements (sockets,
+//!   timers, spawning).
 #![warn(missing_docs)]
 
+pub mod alerts;
 mod clock;
+mod connection;
 pub mod disk;
 pub mod driver;
 mod error;
+mod event_loop;
 mod params;
 mod pio;
 mod registry;
 pub mod resume;
+pub mod runtime;
+pub mod session;
 mod storage;
 
+pub use alerts::Alerts;
 pub use clock::Clock;
 pub use driver::{Core, Driver, Effect};
 pub use error::Error;
 pub use params::{random_peer_id, AddTorrentParams, SessionSettings};
 pub use registry::StorageRegistry;
+pub use runtime::Runtime;
 pub use storage::{Storage, StorageError};
