@@ -68,8 +68,9 @@ async fn seed_and_download() {
         assert_file_matches(&leech_dir, n);
     }
     // Pad files count as wanted (and are never sent): the torrent's whole size.
-    assert_eq!(status.total_wanted, info.total_size());
-    assert_eq!(status.total_wanted_done, info.total_size());
+    // Wanted bytes are the files' bytes, pads not counted.
+    assert_eq!(status.total_wanted, file_bytes(&info));
+    assert_eq!(status.total_wanted_done, file_bytes(&info));
     assert_eq!(status.num_have, status.num_pieces);
     let content: u64 = FILES.iter().map(|(_, len)| *len as u64).sum();
     assert!(status.total_downloaded >= content, "{status:?}");
@@ -132,7 +133,7 @@ async fn download_by_priority() {
         ..localhost()
     };
     let leecher = Session::new(outgoing_only).await.unwrap();
-    let whole = info.total_size();
+    let whole = file_bytes(&info);
     let mut params = AddTorrentParams::from_info(info, &leech_dir);
     params.skip_check = true;
     params.paused = true;
@@ -203,4 +204,14 @@ fn priorities_under_async_std() {
 #[test]
 fn priorities_under_smol() {
     smol::block_on(download_by_priority());
+}
+
+/// The bytes of the torrent's files, pad files left out.
+fn file_bytes(info: &fxtor_proto::TorrentInfo) -> u64 {
+    info.files()
+        .files()
+        .iter()
+        .filter(|f| !f.is_pad())
+        .map(|f| f.size())
+        .sum()
 }
