@@ -34,27 +34,15 @@ mod runtime;
 
 pub use runtime::Tokio;
 
-/// A BitTorrent session on tokio (libtorrent's `session`): torrents, peers, disk.
-///
-/// See [`fxtor_io::session::Session`] for its methods; `Session::new(settings).await`,
-/// from within a tokio runtime, starts one.
+/// fxtor's session on tokio; its methods are [`fxtor_io::session::Session`]'s. Start it
+/// with `Session::new(settings).await` from within a tokio runtime.
 pub type Session = fxtor_io::session::Session<Tokio>;
 
-/// A torrent in a [`Session`] (libtorrent's `torrent_handle`).
-///
-/// See [`fxtor_io::session::TorrentHandle`] for its methods.
+/// A torrent of a tokio [`Session`]; its methods are [`fxtor_io::session::TorrentHandle`]'s.
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<Tokio>;
 
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
 pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
-
-// Handles go to other tasks and threads: they must stay `Send + Sync + Clone`.
-const _: fn() = || {
-    fn shareable<T: Send + Sync + Clone + 'static>() {}
-    shareable::<Session>();
-    shareable::<TorrentHandle>();
-    shareable::<Tokio>();
-};
 
 #[cfg(test)]
 mod tests {
