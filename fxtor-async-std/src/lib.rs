@@ -51,14 +51,6 @@ pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
 pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
 
-// Handles go to other tasks and threads: they must stay `Send + Sync + Clone`.
-const _: fn() = || {
-    fn shareable<T: Send + Sync + Clone + 'static>() {}
-    shareable::<Session>();
-    shareable::<TorrentHandle>();
-    shareable::<AsyncIo>();
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;

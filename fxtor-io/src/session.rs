@@ -41,6 +41,15 @@ struct Inner<R> {
     listen_addr: Option<SocketAddr>,
 }
 
+/// Handles go to other tasks and threads: on every runtime they stay `Send + Sync + Clone`.
+/// Never called; the compiler checks its body for any `R`.
+#[allow(dead_code)]
+fn handles_are_shareable<R: Runtime>() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Session<R>>();
+    shareable::<TorrentHandle<R>>();
+}
+
 impl<R: Runtime> Clone for Session<R> {
     fn clone(&self) -> Self {
         Self {
