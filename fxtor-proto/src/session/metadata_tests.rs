@@ -9,7 +9,7 @@ use super::*;
 use crate::create::TorrentVersion;
 use crate::magnet::MagnetLink;
 use crate::resume::ResumeData;
-use crate::{InfoHashes, PieceIndex};
+use crate::InfoHashes;
 
 const KIB: u64 = 1024;
 const MINUTE: Duration = Duration::from_secs(60);
@@ -275,5 +275,4 @@ fn a_finished_magnet_seeds_its_metadata_to_the_next() {
         .unwrap();
     let t2 = add_magnet(&mut net, second, &content, link, &[first]);
     completes(&mut net, second, t2, &content);
-    let _ = PieceIndex(0);
 }
