@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use fxtor_proto::metainfo::TorrentInfo;
 use fxtor_proto::session::{
     Action, Alert, ConnectionId, DiskCompletion, DiskJob, Session, SessionConfig, SessionError,
     TorrentId, TorrentSource, Transmit,
@@ -63,6 +64,11 @@ pub trait Core {
     fn poll_alert(&mut self) -> Option<Alert>;
     /// See [`Session::poll_timeout`].
     fn poll_timeout(&self) -> Option<Instant>;
+    /// See [`Session::torrent_info`]; cores without metadata exchange know nothing more
+    /// than what the torrent was added with.
+    fn torrent_info(&self, _torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
+        None
+    }
 }
 
 impl Core for Session {
@@ -101,6 +107,9 @@ impl Core for Session {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Session::poll_timeout(self)
+    }
+    fn torrent_info(&self, torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
+        Session::torrent_info(self, torrent)
     }
 }
 
@@ -418,6 +427,9 @@ impl<C: Core> Driver<C> {
                 break;
             };
             moved = true;
+            // A magnet link's torrent has its storage once its metadata arrived (its first
+            // jobs come in the batch that carries `Alert::MetadataReceived`).
+            self.learn_info(job.torrent);
             match self.storages.storage(job.torrent) {
                 Some(storage) => {
                     self.disk_in_flight += 1;
@@ -435,9 +447,23 @@ impl<C: Core> Driver<C> {
         }
         while let Some(alert) = self.core.poll_alert() {
             moved = true;
+            if let Alert::MetadataReceived { torrent } = alert {
+                self.learn_info(torrent);
+            }
             self.effects.push_back(Effect::Alert(alert));
         }
         moved
+    }
+
+    /// Gives a registered torrent without storage its storage, if the core knows its
+    /// metadata by now.
+    fn learn_info(&mut self, torrent: TorrentId) {
+        if self.storages.save_path(torrent).is_none() || self.storages.storage(torrent).is_some() {
+            return;
+        }
+        if let Some(info) = self.core.torrent_info(torrent) {
+            self.storages.set_info(torrent, &info);
+        }
     }
 }
 

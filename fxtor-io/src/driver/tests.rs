@@ -17,6 +17,8 @@ struct Fake {
     next_conn: u64,
     refuse: bool,
     disk: Vec<DiskCompletion>,
+    /// What `torrent_info` answers.
+    infos: HashMap<TorrentId, Arc<TorrentInfo>>,
 }
 
 impl Core for Fake {
@@ -62,6 +64,9 @@ impl Core for Fake {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Some(Instant::from_secs(9))
+    }
+    fn torrent_info(&self, torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
+        self.infos.get(&torrent).cloned()
     }
 }
 
@@ -255,6 +260,32 @@ fn jobs_of_a_torrent_without_storage_fail_back_to_the_core() {
         .map(|c| (c.id.0, matches!(c.result, DiskResult::Failed { .. })))
         .collect();
     assert_eq!(failed, [(1, true), (2, true)]);
+}
+
+#[test]
+fn a_magnet_torrent_gets_its_storage_with_its_metadata() {
+    let mut d = Driver::new(Fake::default(), 2);
+    d.storages_mut()
+        .insert(TorrentId(2), "/magnet".into(), None);
+    // The metadata arrives: its first jobs come in the same batch as the alert.
+    d.core_mut().infos.insert(TorrentId(2), Arc::new(info()));
+    d.core_mut().actions.push_back(job(1, 2));
+    d.core_mut().alerts.push_back(Alert::MetadataReceived {
+        torrent: TorrentId(2),
+    });
+    let out = effects(&mut d);
+    assert_eq!(out.first().map(String::as_str), Some("disk 1"));
+    assert!(d.storages().storage(TorrentId(2)).is_some());
+    assert!(d.core().disk.is_empty(), "no job was refused");
+    // An alert alone is enough too.
+    d.storages_mut()
+        .insert(TorrentId(3), "/magnet".into(), None);
+    d.core_mut().infos.insert(TorrentId(3), Arc::new(info()));
+    d.core_mut().alerts.push_back(Alert::MetadataReceived {
+        torrent: TorrentId(3),
+    });
+    effects(&mut d);
+    assert!(d.storages().storage(TorrentId(3)).is_some());
 }
 
 #[test]

@@ -20,6 +20,8 @@
 
 mod alert;
 mod disk;
+#[cfg(test)]
+mod metadata_tests;
 mod params;
 pub(crate) mod rng;
 mod shared;
@@ -38,6 +40,7 @@ pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -45,6 +48,7 @@ use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::metainfo::TorrentInfo;
 use crate::peer::PeerConfig;
 use crate::time::Instant;
 use crate::wire::Handshake;
@@ -198,6 +202,7 @@ impl Session {
         now: Instant,
         params: AddTorrentParams,
     ) -> Result<TorrentId, SessionError> {
+        self.route_learned();
         let info_hashes = match &params.source {
             TorrentSource::Info(info) => info.info_hashes(),
             TorrentSource::Magnet(link) => link.info_hashes(),
@@ -357,9 +362,34 @@ impl Session {
         Ok(t.status(now))
     }
 
+    /// The torrent's metadata, once known (from the start, or fetched from peers for a
+    /// magnet link: see [`Alert::MetadataReceived`]).
+    pub fn torrent_info(&self, torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
+        self.torrents.get(&torrent)?.info()
+    }
+
     /// The torrents in the session.
     pub fn torrents(&self) -> Vec<TorrentId> {
         self.torrents.keys().copied().collect()
+    }
+
+    /// Sets how a torrent answers metadata requests.
+    #[cfg(test)]
+    pub(crate) fn set_test_serving(&mut self, torrent: TorrentId, serving: torrent::TestServing) {
+        if let Some(t) = self.torrents.get_mut(&torrent) {
+            t.test_serving = serving;
+        }
+    }
+
+    /// Routes the info-hashes torrents learnt from their metadata to them.
+    fn route_learned(&mut self) {
+        for id in std::mem::take(&mut self.shared.learned) {
+            if let Some(torrent) = self.torrents.get(&id) {
+                for identifier in torrent.info_hashes().identifiers() {
+                    self.by_info_hash.entry(identifier).or_insert(id);
+                }
+            }
+        }
     }
 
     fn torrent_mut(
@@ -459,6 +489,7 @@ impl Session {
                 return;
             }
         };
+        self.route_learned();
         let Some(&id) = self.by_info_hash.get(&info_hash) else {
             self.refuse_incoming(
                 conn,

@@ -40,6 +40,9 @@ pub(super) struct Shared {
     pub alerts: VecDeque<Alert>,
     /// Addresses that turned out to be this session.
     pub self_addrs: BTreeSet<SocketAddr>,
+    /// Torrents that learnt info-hashes from their metadata, for the session to route
+    /// them.
+    pub learned: Vec<TorrentId>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ impl Shared {
             actions: VecDeque::new(),
             alerts: VecDeque::new(),
             self_addrs: BTreeSet::new(),
+            learned: Vec::new(),
         }
     }
 

@@ -671,7 +671,11 @@ fn magnet_links_connect_and_wait_for_metadata() {
     let mut net = Net::new();
     let seed_node = net.add_node();
     let node = net.add_node();
-    net.add_seed(seed_node, &content);
+    let seed = net.add_seed(seed_node, &content);
+    // The seed does not give its metadata away.
+    net.with(seed_node, |s, _| {
+        s.set_test_serving(seed, super::torrent::TestServing::Refuse)
+    });
     // A v2-only link of a hybrid: its handshakes carry the truncated v2 hash, which the
     // seed must route to its hybrid torrent.
     let v2 = content.info.info_hashes().get_v2().unwrap();

@@ -72,6 +72,23 @@ impl Torrent {
             meta.checking = None;
         }
         shared.alert(Alert::TorrentChecked { torrent: self.id });
+        // Peers connected before the check (a magnet link's, while fetching the metadata)
+        // learn what it found.
+        if let Some(meta) = &self.meta {
+            let have: Vec<PieceIndex> = (0..meta.picker.num_pieces())
+                .map(PieceIndex)
+                .filter(|&p| meta.picker.have(p))
+                .collect();
+            for peer in self.peers.values_mut() {
+                for &piece in &have {
+                    peer.connection.send_have(now, piece);
+                }
+            }
+            let keys: Vec<_> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.touch(key);
+            }
+        }
         self.update_state(now, shared);
         self.activate(now, shared);
     }

@@ -24,6 +24,10 @@
 mod assembly;
 mod checking;
 mod download;
+mod metadata;
+
+#[cfg(test)]
+pub(super) use metadata::TestServing;
 mod peer;
 mod trust;
 mod unchoke;
@@ -51,11 +55,13 @@ use crate::picker::{piece_priorities_from_files, PeerKey, PiecePicker, Priority}
 use crate::resume::ResumeData;
 use crate::time::Instant;
 use crate::verify::PieceCheck;
+use crate::wire::extension::{ExtendedHandshake, MAX_METADATA_SIZE, UT_METADATA};
 use crate::wire::BlockRequest;
 use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
 use checking::Checking;
+use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
 use trust::Trust;
 
@@ -126,6 +132,17 @@ impl Metadata {
     }
 }
 
+/// What the user asked for a torrent when adding it, applied once its metadata is known
+/// (at once, or when a magnet link's info dictionary arrives).
+#[derive(Debug, Default)]
+struct Setup {
+    seed_mode: bool,
+    skip_check: bool,
+    sequential: bool,
+    file_priorities: Vec<u8>,
+    resume: Option<ResumeData>,
+}
+
 /// Payload byte counts and the once-a-second report.
 #[derive(Debug, Default)]
 struct Totals {
@@ -159,6 +176,10 @@ pub(super) struct Torrent {
     state: TorrentState,
     error: Option<String>,
     meta: Option<Metadata>,
+    /// What to apply once the metadata arrives (a magnet link's torrent).
+    setup: Option<Setup>,
+    /// Fetching the metadata from peers, while it is unknown.
+    fetch: MetadataFetch,
     upload_only: bool,
     /// The user's file priorities, one per non-pad file; empty if never set.
     file_priorities: Vec<u8>,
@@ -187,6 +208,9 @@ pub(super) struct Torrent {
     jobs: BTreeMap<DiskJobId, Job>,
     choker: Choker,
     totals: Totals,
+    /// How metadata requests are answered (tests only).
+    #[cfg(test)]
+    pub test_serving: metadata::TestServing,
 }
 
 impl Torrent {
@@ -270,6 +294,8 @@ impl Torrent {
             state: TorrentState::Paused,
             error,
             meta,
+            setup: None,
+            fetch: MetadataFetch::default(),
             upload_only,
             file_priorities: Vec::new(),
             custom_piece_priorities: false,
@@ -288,6 +314,8 @@ impl Torrent {
             jobs: BTreeMap::new(),
             choker: Self::new_choker(shared),
             totals: Totals::default(),
+            #[cfg(test)]
+            test_serving: metadata::TestServing::Honest,
         };
         for addr in known {
             torrent.remember(addr);
@@ -297,45 +325,21 @@ impl Torrent {
             (Some(resume), true) => resume.file_priorities.clone(),
             _ => file_priorities,
         };
-        if !file_priorities.is_empty() && torrent.meta.is_some() {
-            torrent.apply_file_priorities(&file_priorities);
-        }
-        if let Some(meta) = &mut torrent.meta {
-            if let Some(resume) = &resume {
-                if !resume.piece_priorities.is_empty() {
-                    let prios: Vec<Priority> = resume
-                        .piece_priorities
-                        .iter()
-                        .map(|&p| Priority::saturating(p))
-                        .collect();
-                    meta.picker.set_piece_priorities(&prios);
-                    torrent.custom_piece_priorities = true;
-                }
-            }
-            meta.picker
-                .set_sequential(sequential || resume.as_ref().is_some_and(|r| r.sequential));
-            if seed_mode {
-                for p in 0..meta.picker.num_pieces() {
-                    meta.picker.we_have(PieceIndex(p));
-                }
-            } else if let Some(resume) = &resume {
-                meta.picker.we_have_bitfield(&resume.pieces);
-            } else if !skip_check {
-                meta.checking = Some(Checking::default());
-            }
-            let all_checkable = (0..meta.picker.num_pieces())
-                .all(|p| piece_check(&meta.info, PieceIndex(p)).is_some());
-            if !seed_mode && !all_checkable {
-                torrent.error = Some(
-                    "the torrent lacks v2 piece layers, and fetching them from peers is not \
-                     supported yet"
-                        .to_owned(),
-                );
-            }
-        }
         if let Some(resume) = &resume {
             torrent.totals.earlier_downloaded = resume.total_downloaded;
             torrent.totals.earlier_uploaded = resume.total_uploaded;
+        }
+        let setup = Setup {
+            seed_mode,
+            skip_check,
+            sequential,
+            file_priorities,
+            resume,
+        };
+        if torrent.meta.is_some() {
+            torrent.apply_setup(setup);
+        } else {
+            torrent.setup = Some(setup);
         }
         torrent.state = if paused {
             TorrentState::Paused
@@ -346,10 +350,65 @@ impl Torrent {
         Ok(torrent)
     }
 
+    /// Applies what the user asked for when adding the torrent to its metadata: file and
+    /// piece priorities, sequential order, and what is on disk (all of it in seed mode,
+    /// what the resume data says, or to be found by checking the files).
+    fn apply_setup(&mut self, setup: Setup) {
+        let Setup {
+            seed_mode,
+            skip_check,
+            sequential,
+            file_priorities,
+            resume,
+        } = setup;
+        if !file_priorities.is_empty() {
+            self.apply_file_priorities(&file_priorities);
+        }
+        let Some(meta) = &mut self.meta else {
+            return;
+        };
+        if let Some(resume) = &resume {
+            if !resume.piece_priorities.is_empty() {
+                let prios: Vec<Priority> = resume
+                    .piece_priorities
+                    .iter()
+                    .map(|&p| Priority::saturating(p))
+                    .collect();
+                meta.picker.set_piece_priorities(&prios);
+                self.custom_piece_priorities = true;
+            }
+        }
+        meta.picker
+            .set_sequential(sequential || resume.as_ref().is_some_and(|r| r.sequential));
+        if seed_mode {
+            for p in 0..meta.picker.num_pieces() {
+                meta.picker.we_have(PieceIndex(p));
+            }
+        } else if let Some(resume) = &resume {
+            meta.picker.we_have_bitfield(&resume.pieces);
+        } else if !skip_check {
+            meta.checking = Some(Checking::default());
+        }
+        let all_checkable =
+            (0..meta.picker.num_pieces()).all(|p| piece_check(&meta.info, PieceIndex(p)).is_some());
+        if !seed_mode && !all_checkable {
+            self.error = Some(
+                "the torrent lacks v2 piece layers, and fetching them from peers is not \
+                 supported yet"
+                    .to_owned(),
+            );
+        }
+    }
+
     // ----- identity and state -----
 
     pub fn info_hashes(&self) -> InfoHashes {
         self.info_hashes
+    }
+
+    /// The metadata, once known.
+    pub fn info(&self) -> Option<Arc<TorrentInfo>> {
+        self.meta.as_ref().map(|m| m.info.clone())
     }
 
     /// Starts the torrent's work after it was added: checking, or connecting to its peers.
@@ -832,11 +891,29 @@ impl Torrent {
                 Availability::Bitfield(meta.picker.have_bitfield().into())
             };
         }
-        params.extended_handshake.client = Some(CLIENT.to_owned());
-        if shared.config.listen_port != 0 {
-            params.extended_handshake.listen_port = Some(shared.config.listen_port);
-        }
+        params.extended_handshake = self.extended_handshake(shared);
         params
+    }
+
+    /// Our extension handshake: `ut_metadata` always, with `metadata_size` once we have
+    /// the metadata to serve.
+    fn extended_handshake(&self, shared: &Shared) -> ExtendedHandshake {
+        let mut handshake = ExtendedHandshake {
+            client: Some(CLIENT.to_owned()),
+            ..ExtendedHandshake::default()
+        };
+        if shared.config.listen_port != 0 {
+            handshake.listen_port = Some(shared.config.listen_port);
+        }
+        handshake
+            .extensions
+            .insert(UT_METADATA.to_owned(), metadata::UT_METADATA_ID);
+        handshake.metadata_size = self
+            .meta
+            .as_ref()
+            .and_then(|m| u32::try_from(m.info.info_bytes().len()).ok())
+            .filter(|&size| size <= MAX_METADATA_SIZE);
+        handshake
     }
 
     /// The identifier to send in our handshakes: the v1 info-hash, or a v2 torrent's
@@ -1027,7 +1104,12 @@ impl Torrent {
             .filter_map(|p| p.connection.poll_timeout())
             .min();
         let rechoke = (!self.peers.is_empty()).then(|| self.choker.next_rechoke());
-        [peers, rechoke, self.totals.next_report]
+        let fetch = self
+            .meta
+            .is_none()
+            .then(|| self.fetch.poll_timeout())
+            .flatten();
+        [peers, rechoke, self.totals.next_report, fetch]
             .into_iter()
             .flatten()
             .min()
@@ -1048,6 +1130,10 @@ impl Torrent {
         }
         if self.totals.next_report.is_some_and(|t| now >= t) {
             self.report_stats(now, shared);
+        }
+        if self.meta.is_none() && self.fetch.poll_timeout().is_some_and(|t| t <= now) {
+            self.fetch.handle_timeout(now);
+            self.request_metadata(now);
         }
         self.flush(now, shared);
     }
@@ -1160,9 +1246,12 @@ impl Torrent {
                 self.on_upload_request(now, key, request, shared)
             }
             PeerEvent::UploadCancelled(request) => self.on_upload_cancelled(key, request),
-            // The metadata exchange (BEP9) and BEP52 hash transfers plug in here.
-            PeerEvent::ExtendedHandshake(_)
-            | PeerEvent::Extended { .. }
+            PeerEvent::ExtendedHandshake(_) => self.on_extended_handshake(now, key),
+            PeerEvent::Extended { id, payload } if id == metadata::UT_METADATA_ID => {
+                self.on_metadata_message(now, key, &payload, shared)
+            }
+            // BEP52 hash transfers plug in here.
+            PeerEvent::Extended { .. }
             | PeerEvent::Port(_)
             | PeerEvent::Hashes(_)
             | PeerEvent::HashReject(_) => {}
@@ -1171,7 +1260,11 @@ impl Torrent {
                     peer.connection.send_hash_reject(now, request);
                 }
             }
-            PeerEvent::Closed(reason) => self.on_closed(key, reason, shared),
+            PeerEvent::Closed(reason) => {
+                self.on_closed(key, reason, shared);
+                self.fetch.remove_source(key);
+                self.request_metadata(now);
+            }
         }
     }
 

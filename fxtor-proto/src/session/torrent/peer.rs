@@ -157,6 +157,8 @@ pub(super) struct Peer {
     pub unsent: usize,
     /// When the connection was made.
     pub connected_at: Instant,
+    /// `ut_metadata` requests we answered with data.
+    pub metadata_served: u32,
 }
 
 impl Peer {
@@ -178,6 +180,7 @@ impl Peer {
             uploads: Uploads::default(),
             unsent: 0,
             connected_at: now,
+            metadata_served: 0,
         }
     }
 }

@@ -1,0 +1,278 @@
+//! Magnet links in a simulated swarm: the info dictionary is fetched over `ut_metadata`
+//! (BEP9), checked, and the torrent then downloads as any other.
+
+use core::time::Duration;
+
+use super::testing::{Content, Net};
+use super::torrent::TestServing;
+use super::*;
+use crate::create::TorrentVersion;
+use crate::magnet::MagnetLink;
+use crate::resume::ResumeData;
+use crate::InfoHashes;
+
+const KIB: u64 = 1024;
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Adds a torrent from `link` to `node`, connecting to `peers`.
+fn add_magnet(
+    net: &mut Net,
+    node: usize,
+    content: &Content,
+    link: MagnetLink,
+    peers: &[usize],
+) -> TorrentId {
+    let mut params = AddTorrentParams::new(TorrentSource::Magnet(link));
+    params.peers = peers.iter().map(|&p| net.nodes[p].addr).collect();
+    net.add_torrent(node, params, content, [])
+}
+
+/// Runs until the torrent seeds; checks its bytes, its alerts and its resume data.
+fn completes(net: &mut Net, node: usize, torrent: TorrentId, content: &Content) {
+    assert!(
+        net.run_until(5 * MINUTE, |net| net.is_in(
+            node,
+            torrent,
+            TorrentState::Seeding
+        )),
+        "{:?}",
+        net.nodes[node].session.status(net.now, torrent)
+    );
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[node].store.bytes(torrent, n).as_deref(),
+        Some(&content.data[..])
+    );
+    assert!(net.nodes[node]
+        .saw(|a| matches!(a, Alert::MetadataReceived { torrent: t } if *t == torrent)));
+    let states = net.nodes[node].states(torrent);
+    assert!(states.contains(&TorrentState::Downloading), "{states:?}");
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!(
+        status.info_hashes,
+        content.info.info_hashes(),
+        "all info-hashes are learnt"
+    );
+    assert_eq!(status.num_pieces, n);
+    let info = net.nodes[node].session.torrent_info(torrent).unwrap();
+    assert_eq!(info.info_bytes(), content.info.info_bytes());
+    let resume =
+        ResumeData::from_bytes(&net.nodes[node].session.save_resume_data(torrent).unwrap())
+            .unwrap();
+    assert_eq!(resume.info.as_ref(), Some(content.info.info_bytes()));
+}
+
+fn fetch_from_a_seed(content: &Content, hashes: InfoHashes) {
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, content);
+    let torrent = add_magnet(
+        &mut net,
+        node,
+        content,
+        MagnetLink::new(hashes),
+        &[seed_node],
+    );
+    assert!(net.is_in(node, torrent, TorrentState::DownloadingMetadata));
+    assert!(net.nodes[node].session.torrent_info(torrent).is_none());
+    completes(&mut net, node, torrent, content);
+}
+
+#[test]
+fn a_v1_magnet_fetches_its_metadata_and_completes() {
+    let content = Content::new(
+        TorrentVersion::V1,
+        16 * 1024,
+        &[("a", 100 * KIB), ("b", 7 * KIB)],
+        1,
+    );
+    fetch_from_a_seed(&content, content.info.info_hashes());
+}
+
+#[test]
+fn a_hybrid_by_its_v1_hash_or_both_completes() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("a", 100 * KIB)], 2);
+    let hashes = content.info.info_hashes();
+    fetch_from_a_seed(&content, InfoHashes::v1(hashes.get_v1().unwrap()));
+    fetch_from_a_seed(&content, hashes);
+}
+
+#[test]
+fn a_v2_torrent_by_its_btmh_completes() {
+    // Files of at most one piece: their piece hashes are their roots, in the info
+    // dictionary, so no piece layers are needed.
+    let content = Content::new(
+        TorrentVersion::V2,
+        64 * 1024,
+        &[("a", 64 * KIB), ("b", 10 * KIB), ("c", 33 * KIB)],
+        3,
+    );
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    fetch_from_a_seed(&content, InfoHashes::v2(v2));
+}
+
+/// A v1 torrent of many small files, whose info dictionary spans several 16 KiB pieces.
+fn many_files(seed: u64) -> Content {
+    let names: Vec<String> = (0..700)
+        .map(|i| format!("directory-{:03}/a-rather-long-file-name-{i:04}.bin", i % 40))
+        .collect();
+    let files: Vec<(&str, u64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), 100 + (i as u64 * 37) % 900))
+        .collect();
+    Content::new(TorrentVersion::V1, 16 * 1024, &files, seed)
+}
+
+#[test]
+fn metadata_of_many_pieces_from_several_seeds() {
+    let content = many_files(4);
+    let size = content.info.info_bytes().len();
+    assert!(
+        size > 2 * 16 * 1024,
+        "{size} bytes: at least three metadata pieces"
+    );
+    let mut net = Net::new();
+    let seeds: Vec<usize> = (0..3).map(|_| net.add_node()).collect();
+    for &s in &seeds {
+        net.add_seed(s, &content);
+    }
+    let node = net.add_node();
+    let link = MagnetLink::new(content.info.info_hashes());
+    let torrent = add_magnet(&mut net, node, &content, link, &seeds);
+    completes(&mut net, node, torrent, &content);
+    let wire_from = |s: usize| net.wire(s, node).count(crate::wire::MessageId::Extended);
+    assert!(
+        seeds.iter().filter(|&&s| wire_from(s) > 1).count() >= 2,
+        "metadata came from several seeds"
+    );
+}
+
+#[test]
+fn a_peer_serving_bad_metadata_is_dropped() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 5);
+    let mut net = Net::new();
+    let bad_node = net.add_node();
+    let good_node = net.add_node();
+    let node = net.add_node();
+    let bad = net.add_seed(bad_node, &content);
+    net.with(bad_node, |s, _| {
+        s.set_test_serving(bad, TestServing::Corrupt)
+    });
+    net.add_seed(good_node, &content);
+    let link = MagnetLink::new(content.info.info_hashes());
+    let torrent = add_magnet(&mut net, node, &content, link, &[bad_node]);
+    let bad_addr = net.nodes[bad_node].addr;
+    let dropped = |net: &Net| {
+        net.nodes[node].saw(|a| {
+            matches!(a, Alert::PeerDisconnected { addr, reason, .. }
+                if *addr == bad_addr && reason.contains("does not match the info-hash"))
+        })
+    };
+    assert!(net.run_until(MINUTE, dropped));
+    assert!(net.is_in(node, torrent, TorrentState::DownloadingMetadata));
+    // It is not dialled again; a good peer gives the metadata.
+    net.with(node, |s, now| s.connect_peer(now, torrent, bad_addr))
+        .unwrap();
+    let good_addr = net.nodes[good_node].addr;
+    net.with(node, |s, now| s.connect_peer(now, torrent, good_addr))
+        .unwrap();
+    completes(&mut net, node, torrent, &content);
+    let pieces_from_bad = net
+        .wire(bad_node, node)
+        .count(crate::wire::MessageId::Piece);
+    assert_eq!(pieces_from_bad, 0);
+}
+
+#[test]
+fn bad_metadata_mixed_with_good_still_completes() {
+    let content = many_files(6);
+    let mut net = Net::new();
+    let bad_node = net.add_node();
+    let good_node = net.add_node();
+    let node = net.add_node();
+    let bad = net.add_seed(bad_node, &content);
+    net.with(bad_node, |s, _| {
+        s.set_test_serving(bad, TestServing::Corrupt)
+    });
+    net.add_seed(good_node, &content);
+    let link = MagnetLink::new(content.info.info_hashes());
+    let torrent = add_magnet(&mut net, node, &content, link, &[bad_node, good_node]);
+    completes(&mut net, node, torrent, &content);
+    let good_addr = net.nodes[good_node].addr;
+    let bad_addr = net.nodes[bad_node].addr;
+    let blamed = |addr: core::net::SocketAddr| {
+        net.nodes[node].saw(|a| {
+            matches!(a, Alert::PeerDisconnected { addr: at, reason, .. }
+                if *at == addr && reason.contains("does not match the info-hash"))
+        })
+    };
+    assert!(!blamed(good_addr));
+    let _ = blamed(bad_addr);
+}
+
+#[test]
+fn a_peer_rejecting_requests_is_passed_over() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 7);
+    let mut net = Net::new();
+    let refusing_node = net.add_node();
+    let good_node = net.add_node();
+    let node = net.add_node();
+    let refusing = net.add_seed(refusing_node, &content);
+    net.with(refusing_node, |s, _| {
+        s.set_test_serving(refusing, TestServing::Refuse)
+    });
+    let link = MagnetLink::new(content.info.info_hashes());
+    let torrent = add_magnet(&mut net, node, &content, link, &[refusing_node]);
+    net.run_for(MINUTE);
+    assert!(net.is_in(node, torrent, TorrentState::DownloadingMetadata));
+    let asked = net
+        .wire(node, refusing_node)
+        .count(crate::wire::MessageId::Extended);
+    assert!(
+        (2..10).contains(&asked),
+        "asked again after a rest, not flooded: {asked}"
+    );
+    net.add_seed(good_node, &content);
+    let good_addr = net.nodes[good_node].addr;
+    net.with(node, |s, now| s.connect_peer(now, torrent, good_addr))
+        .unwrap();
+    completes(&mut net, node, torrent, &content);
+}
+
+#[test]
+fn we_reject_metadata_requests_without_metadata() {
+    // Two magnet leechers of one torrent: neither has metadata to give, so neither offers
+    // any, and both wait.
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 8);
+    let mut net = Net::new();
+    let a = net.add_node();
+    let b = net.add_node();
+    let link = MagnetLink::new(content.info.info_hashes());
+    add_magnet(&mut net, a, &content, link.clone(), &[]);
+    let torrent = add_magnet(&mut net, b, &content, link, &[a]);
+    net.run_for(MINUTE);
+    assert!(net.is_in(b, torrent, TorrentState::DownloadingMetadata));
+    assert!(net.nodes[b].saw(|a| matches!(a, Alert::PeerConnected { .. })));
+    // The extension handshakes only.
+    assert_eq!(net.wire(a, b).count(crate::wire::MessageId::Extended), 1);
+    assert_eq!(net.wire(b, a).count(crate::wire::MessageId::Extended), 1);
+}
+
+#[test]
+fn a_finished_magnet_seeds_its_metadata_to_the_next() {
+    let content = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("a", 64 * KIB)], 9);
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let first = net.add_node();
+    let second = net.add_node();
+    let seed = net.add_seed(seed_node, &content);
+    let link = MagnetLink::new(content.info.info_hashes());
+    let t1 = add_magnet(&mut net, first, &content, link.clone(), &[seed_node]);
+    completes(&mut net, first, t1, &content);
+    net.with(seed_node, |s, now| s.remove_torrent(now, seed))
+        .unwrap();
+    let t2 = add_magnet(&mut net, second, &content, link, &[first]);
+    completes(&mut net, second, t2, &content);
+}
