@@ -9,7 +9,7 @@ use super::*;
 use crate::create::TorrentVersion;
 use crate::magnet::MagnetLink;
 use crate::resume::ResumeData;
-use crate::InfoHashes;
+use crate::{FileIndex, InfoHashes};
 
 const KIB: u64 = 1024;
 const MINUTE: Duration = Duration::from_secs(60);
@@ -275,4 +275,38 @@ fn a_finished_magnet_seeds_its_metadata_to_the_next() {
         .unwrap();
     let t2 = add_magnet(&mut net, second, &content, link, &[first]);
     completes(&mut net, second, t2, &content);
+}
+
+#[test]
+fn a_magnets_select_only_downloads_just_those_files() {
+    // v1, files of whole pieces: each piece belongs to one file.
+    let content = Content::new(
+        TorrentVersion::V1,
+        16 * 1024,
+        &[("a", 32 * KIB), ("b", 48 * KIB), ("c", 16 * KIB)],
+        5,
+    );
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let link = MagnetLink::new(content.info.info_hashes())
+        .with_select_only(crate::magnet::FileRange::single(FileIndex(0)))
+        .with_select_only(crate::magnet::FileRange::single(FileIndex(2)));
+    let torrent = add_magnet(&mut net, node, &content, link, &[seed_node]);
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Finished
+    )));
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!(status.total_wanted, 48 * KIB, "a and c only");
+    assert_eq!(status.total_wanted_done, 48 * KIB);
+    // Pieces 2..5 are b's: never downloaded.
+    let finished = net.nodes[node].finished_pieces(torrent);
+    assert!(
+        finished.iter().all(|p| !(2..5).contains(&p.0)),
+        "{finished:?}"
+    );
+    assert_eq!(finished.len(), 3);
 }

@@ -140,6 +140,9 @@ struct Setup {
     skip_check: bool,
     sequential: bool,
     file_priorities: Vec<u8>,
+    /// A magnet link's `so=` (BEP53): download only these files, unless file priorities
+    /// were given.
+    select_only: Vec<crate::magnet::FileRange>,
     resume: Option<ResumeData>,
 }
 
@@ -238,6 +241,10 @@ impl Torrent {
             .transpose()
             .map_err(|e| SessionError::InvalidResumeData(e.to_string()))?;
 
+        let select_only = match &source {
+            TorrentSource::Magnet(link) => link.select_only().to_vec(),
+            TorrentSource::Info(_) => Vec::new(),
+        };
         let (mut info_hashes, mut info, display_name, from_magnet, mut known) = match source {
             TorrentSource::Info(info) => (info.info_hashes(), Some(info), None, false, Vec::new()),
             TorrentSource::Magnet(link) => {
@@ -334,6 +341,7 @@ impl Torrent {
             skip_check,
             sequential,
             file_priorities,
+            select_only,
             resume,
         };
         if torrent.meta.is_some() {
@@ -358,9 +366,25 @@ impl Torrent {
             seed_mode,
             skip_check,
             sequential,
-            file_priorities,
+            mut file_priorities,
+            select_only,
             resume,
         } = setup;
+        if file_priorities.is_empty() && !select_only.is_empty() {
+            if let Some(meta) = &self.meta {
+                // `so=` indices count every file of the torrent, pads included.
+                file_priorities = (0..meta.info.files().num_files() as u32)
+                    .map(|i| {
+                        let selected = select_only.iter().any(|r| r.contains(FileIndex(i)));
+                        if selected {
+                            Priority::DEFAULT.get()
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+            }
+        }
         if !file_priorities.is_empty() {
             self.apply_file_priorities(&file_priorities);
         }
