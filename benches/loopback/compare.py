@@ -52,8 +52,9 @@ def children_cpu():
 def timed_fxtor_download(fxtor, torrent, out, peer):
     before = children_cpu()
     start = time.monotonic()
-    subprocess.run([fxtor, "download", torrent, "-o", out, "--listen", "127.0.0.1:0", "--peer", peer],
-                   check=True)
+    with tempfile.TemporaryFile() as log:
+        subprocess.run([fxtor, "download", torrent, "-o", out, "--listen", "127.0.0.1:0", "--peer", peer],
+                       check=True, stdout=log, stderr=log)
     return time.monotonic() - start, children_cpu() - before
 
 
@@ -104,7 +105,6 @@ def main():
             time.sleep(0.05)
         lt_peer = "127.0.0.1:%d" % ses.listen_port()
 
-        print("seeding on", lt_peer, file=sys.stderr, flush=True)
         results = {}
         out = os.path.join(tmp, "fxtor-from-lt")
         results["fxtor <- libtorrent"] = timed_fxtor_download(fxtor, torrent, out, lt_peer)
