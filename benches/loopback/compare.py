@@ -26,6 +26,7 @@ SETTINGS = {
     "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
     "enable_outgoing_utp": False, "enable_incoming_utp": False,
     "alert_mask": 0,
+    "allow_multiple_connections_per_ip": True,
 }
 
 
@@ -63,11 +64,18 @@ import libtorrent as lt, os, sys, time, json
 settings = json.loads(sys.argv[4])
 ses = lt.session(settings)
 atp = lt.add_torrent_params(); atp.ti = lt.torrent_info(sys.argv[1]); atp.save_path = sys.argv[2]
-atp.flags &= ~lt.torrent_flags.auto_managed
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
 h = ses.add_torrent(atp)
 ip, port = sys.argv[3].rsplit(":", 1)
-h.connect_peer((ip, int(port)))
-while not h.status().is_seeding:
+last = 0.0
+while True:
+    s = h.status()
+    if s.is_seeding:
+        break
+    # A peer given before the torrent is ready can be dropped: ask again while unconnected.
+    if s.num_peers == 0 and time.monotonic() - last > 0.5:
+        h.connect_peer((ip, int(port)))
+        last = time.monotonic()
     time.sleep(0.01)
 """
 
