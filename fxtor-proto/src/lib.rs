@@ -33,6 +33,7 @@ pub mod peer;
 pub mod peer_id;
 pub mod picker;
 pub mod resume;
+mod rng;
 pub mod session;
 pub mod time;
 pub mod tracker;

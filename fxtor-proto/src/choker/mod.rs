@@ -45,7 +45,6 @@
 
 mod candidate;
 mod config;
-mod rng;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,8 +52,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use candidate::{ChokeCandidate, ChokeDecision, PeerKey};
 pub use config::{ChokerConfig, MIN_INTERVAL};
 
+use crate::rng::Rng;
 use crate::time::Instant;
-use rng::SplitMix64;
 
 /// The unchoke decision maker of one torrent.
 ///
@@ -83,7 +82,7 @@ use rng::SplitMix64;
 #[derive(Clone, Debug)]
 pub struct Choker {
     config: ChokerConfig,
-    rng: SplitMix64,
+    rng: Rng,
     /// What the choker remembers of each peer of the last rechoke.
     peers: BTreeMap<PeerKey, PeerState>,
     /// The optimistic slots in use; never more than `config.optimistic_slots`.
@@ -180,7 +179,7 @@ impl Choker {
     pub fn new(config: ChokerConfig, seed: u64) -> Self {
         Self {
             config,
-            rng: SplitMix64::new(seed),
+            rng: Rng::new(seed),
             peers: BTreeMap::new(),
             optimistic: Vec::new(),
             last_rechoke: None,

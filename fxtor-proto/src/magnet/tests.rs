@@ -110,7 +110,7 @@ fn reads_every_parameter() {
         "magnet:?xt=urn:btih:{V1_HEX}&dn=Caf%C3%A9+%26+Co&xl=12345\
          &tr=udp%3A%2F%2Fa.example%3A6969%2Fannounce&tr=http://b.example/announce?x=1\
          &ws=https%3A%2F%2Fseed.example%2Ffiles%2F\
-         &x.pe=10.0.0.1:6881&x.pe=%5B2001:db8::1%5D:51413&x.pe=peer.example:80&so=1"
+         &x.pe=127.0.0.9:6881&x.pe=%5B2001:db8::1%5D:51413&x.pe=peer.example:80&so=1"
     );
     let link = parse(&uri).unwrap();
     assert_eq!(link.display_name(), Some("Café & Co"));
@@ -126,7 +126,7 @@ fn reads_every_parameter() {
     assert_eq!(
         link.peers(),
         [
-            PeerAddress::Ip(SocketAddr::new(Ipv4Addr::new(10, 0, 0, 1).into(), 6881)),
+            PeerAddress::Ip(SocketAddr::new(Ipv4Addr::new(127, 0, 0, 9).into(), 6881)),
             PeerAddress::Ip(SocketAddr::new(
                 "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(),
                 51413
@@ -144,7 +144,7 @@ fn reads_every_parameter() {
 fn trackers_keep_order_without_duplicates_or_empties() {
     let link = parse(&format!(
         "magnet:?tr=udp://c&xt=urn:btih:{V1_HEX}&tr=udp://a&tr=&tr=udp%3A%2F%2Fc&tr.1=udp://b\
-         &ws=w&ws=w&x.pe=1.2.3.4:5&x.pe=1.2.3.4:5"
+         &ws=w&ws=w&x.pe=127.1.2.3:5&x.pe=127.1.2.3:5"
     ))
     .unwrap();
     assert_eq!(link.trackers(), ["udp://c", "udp://a", "udp://b"]);
@@ -328,11 +328,11 @@ fn refuses_bad_selections() {
 
 #[test]
 fn refuses_bad_peers() {
-    let bad_port = format!("magnet:?xt=urn:btih:{V1_HEX}&x.pe=1.2.3.4:70000");
+    let bad_port = format!("magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.1.2.3:70000");
     assert_eq!(
         kind(&bad_port),
         MagnetErrorKind::BadPeer {
-            value: "1.2.3.4:70000".into(),
+            value: "127.1.2.3:70000".into(),
             reason: PeerAddressError::BadPort
         }
     );

@@ -23,7 +23,7 @@ mod disk;
 #[cfg(test)]
 mod metadata_tests;
 mod params;
-pub(crate) mod rng;
+
 mod shared;
 #[cfg(test)]
 mod sim_tests;

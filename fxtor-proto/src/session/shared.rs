@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use core::net::SocketAddr;
 
-use super::rng::Rng;
 use super::{
     Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, SessionConfig, TorrentId,
     Transmit,
 };
+use crate::rng::Rng;
 use crate::time::Instant;
 
 /// Who a connection belongs to.

@@ -7,7 +7,7 @@ use core::time::Duration;
 use super::testing::{Behaviour, Content, Link, Network, Trace};
 use super::{Alert, TorrentId, TorrentState};
 use crate::create::TorrentVersion;
-use crate::session::rng::Rng;
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::MessageId;
 use crate::PieceIndex;

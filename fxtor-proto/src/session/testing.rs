@@ -35,7 +35,7 @@ use super::{
 use crate::create::{TorrentBuilder, TorrentVersion};
 use crate::metainfo::TorrentInfo;
 use crate::peer_id::PeerId;
-use crate::session::rng::Rng;
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::MessageId;
 use crate::PieceIndex;

@@ -15,7 +15,7 @@
 mod announcer;
 mod request;
 mod response;
-mod rng;
+
 pub mod udp;
 mod url;
 

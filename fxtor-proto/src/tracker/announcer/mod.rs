@@ -59,10 +59,10 @@ use super::request::{AnnounceEvent, AnnounceRequest};
 use super::response::{
     parse_announce_response, parse_scrape_response, AnnounceResponse, ResponseError, ScrapeStats,
 };
-use super::rng::SplitMix64;
 use super::udp::{UdpOutcome, UdpTrackerError};
 use super::url::{announce_url, scrape_request_url, scrape_url, TrackerEndpoint, TrackerUrlError};
 use crate::peer_id::PeerId;
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::{InfoHashV1, InfoHashes};
 
@@ -351,7 +351,7 @@ pub struct Announcer {
     peer_id: PeerId,
     port: u16,
     key: u32,
-    rng: SplitMix64,
+    rng: Rng,
     trackers: Vec<Tracker>,
     tiers: Vec<Vec<TrackerId>>,
     swarms: Vec<Swarm>,
@@ -374,7 +374,7 @@ impl Announcer {
         port: u16,
         seed: u64,
     ) -> Self {
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = Rng::new(seed);
         let key = rng.next_u32();
         let swarms = info_hashes
             .identifiers()

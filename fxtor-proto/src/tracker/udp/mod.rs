@@ -37,7 +37,7 @@ pub use packet::{
 
 use super::request::AnnounceRequest;
 use super::response::{AnnounceResponse, PeerInfo, ScrapeStats};
-use super::rng::SplitMix64;
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::InfoHashV1;
 
@@ -210,7 +210,7 @@ pub struct UdpTracker {
     config: UdpTrackerConfig,
     remote: SocketAddr,
     family: AddressFamily,
-    rng: SplitMix64,
+    rng: Rng,
     connection: Connection,
     requests: Vec<Pending>,
     next_id: u64,
@@ -226,7 +226,7 @@ impl UdpTracker {
             config,
             remote,
             family: AddressFamily::of(remote.ip()),
-            rng: SplitMix64::new(seed),
+            rng: Rng::new(seed),
             connection: Connection::None,
             requests: Vec::new(),
             next_id: 0,
