@@ -74,6 +74,8 @@ impl Unchoker {
         }
         // Fastest first; equal rates by key, so the order is reproducible.
         interested.sort_by(|a, b| b.rate.cmp(&a.rate).then(a.key.cmp(&b.key)));
+        // More interested peers than slots: `regular` < `slots` < `interested.len()`, so
+        // the slicing below is in range and `rest` holds at least two peers.
         let regular = self.slots.saturating_sub(1);
         let mut chosen: BTreeSet<PeerKey> = interested[..regular].iter().map(|c| c.key).collect();
         if self.slots == 0 {
