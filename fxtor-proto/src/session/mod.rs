@@ -17,6 +17,33 @@
 //! ([`DiskJob`]) are run by the driver on a blocking pool and their results come back
 //! through [`handle_disk`](Session::handle_disk); a downloaded piece is verified there
 //! ([`PieceCheck`](crate::verify::PieceCheck)) *before* it is written.
+//!
+//! # Behaviour in brief
+//!
+//! - Incoming connections are routed by the info-hash of their handshake (any identifier
+//!   of a torrent, a hybrid's truncated v2 hash included); their first bytes stay in the
+//!   driver's buffer until it is in. Connections are limited per session and per torrent,
+//!   never duplicated per address or per peer id, and an address found to be our own is
+//!   not dialled again. `x.pe` peers given as host names are left to the driver to resolve
+//!   (and pass to [`Session::connect_peer`]).
+//! - A torrent requests rarest-first (or by deadline, or in order) through its
+//!   [`PiecePicker`](crate::picker::PiecePicker), holds at most about
+//!   [`SessionConfig::max_piece_memory`] of piece data, keeps received blocks as the
+//!   `Bytes` they arrived in, and hands a complete piece to the disk to be verified and
+//!   written. A peer that sent a whole piece that fails is banned; peers that shared in
+//!   failed pieces lose trust and are banned when it runs out.
+//! - Uploads are read from disk on request, a bounded number of reads and of unsent bytes
+//!   per peer at a time; up to [`SessionConfig::upload_slots`] interested peers are
+//!   unchoked, the fastest first, one slot rotating.
+//! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
+//!   the same outputs.
+//!
+//! # Cost
+//!
+//! Per block received or served: a few ordered-map operations, no copy of its data.
+//! Per verified piece: a `have` to every peer. [`Session::poll_timeout`] and
+//! [`Session::handle_timeout`] look at every connection; [`Session::status`] and
+//! [`Session::prioritize_files`] at every piece.
 
 mod alert;
 mod disk;

@@ -157,6 +157,32 @@ fn a_seed_and_five_leechers_all_complete() {
 }
 
 #[test]
+fn a_run_replays_exactly() {
+    let run = || {
+        let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 200 * KIB)], 20);
+        let mut net = Net::new();
+        for i in 0..4 {
+            let mut config = Net::config(i);
+            config.upload_slots = 1;
+            net.add_node_with(config);
+        }
+        net.add_seed(0, &content);
+        let leeches: Vec<TorrentId> = (1..4)
+            .map(|i| net.add_leecher(i, &content, &[0, 1, 2, 3]))
+            .collect();
+        let done = net.run_until(10 * MINUTE, |net| {
+            (1..4).all(|i| net.is_in(i, leeches[i - 1], TorrentState::Seeding))
+        });
+        assert!(done);
+        (
+            net.now,
+            net.nodes.into_iter().map(|n| n.alerts).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
 fn a_corrupt_seeder_is_banned_and_the_download_completes() {
     // One block per piece: each piece comes from one peer, so its sender is known.
     let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 400 * KIB)], 3);
