@@ -56,7 +56,6 @@ use crate::resume::ResumeData;
 use crate::time::Instant;
 use crate::verify::PieceCheck;
 use crate::wire::extension::{ExtendedHandshake, MAX_METADATA_SIZE, UT_METADATA};
-use crate::wire::BlockRequest;
 use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
@@ -78,7 +77,7 @@ const MAX_KNOWN_PEERS: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Write(PieceIndex),
-    Read { key: PeerKey, request: BlockRequest },
+    Read { key: PeerKey, run: upload::ReadRun },
     Check(PieceIndex),
     CreateFiles,
 }
@@ -1092,7 +1091,7 @@ impl Torrent {
                     shared,
                 );
             }
-            (Job::Read { key, request }, result) => self.on_read(now, key, request, result, shared),
+            (Job::Read { key, run }, result) => self.on_read(now, key, run, result, shared),
             (Job::Check(piece), DiskResult::Checked { passed, .. }) => {
                 self.on_checked(now, piece, passed, shared);
             }
