@@ -275,13 +275,33 @@ impl<C: Core> Driver<C> {
         let Some(state) = self.conns.get_mut(&conn).filter(|c| c.open) else {
             return;
         };
-        if state.recv.is_empty() {
-            // Nothing left over: take the reader's buffer as it is, no copy.
+        // A reader hands out reads that sit side by side in its buffer, so a message cut
+        // between two reads is joined without a copy.
+        let joined_in_place = if state.recv.is_empty() {
             state.recv = data;
+            Ok(())
         } else {
-            state.recv.extend_from_slice(&data);
+            state.recv.try_unsplit(data)
+        };
+        match joined_in_place {
+            Ok(()) => self.core.handle_received(now, conn, &mut state.recv),
+            Err(data) => {
+                // The reader moved on to a new buffer: join the two by copying, then keep
+                // what is left over as a slice of the reader's buffer rather than of the
+                // copy, so the next read joins it for free again.
+                let mut joined = BytesMut::with_capacity(state.recv.len() + data.len());
+                joined.extend_from_slice(&state.recv);
+                joined.extend_from_slice(&data);
+                self.core.handle_received(now, conn, &mut joined);
+                state.recv = match data.len().checked_sub(joined.len()) {
+                    Some(at) => {
+                        let mut data = data;
+                        data.split_off(at)
+                    }
+                    None => joined,
+                };
+            }
         }
-        self.core.handle_received(now, conn, &mut state.recv);
     }
 
     /// `bytes` queued for a connection were written to its socket.

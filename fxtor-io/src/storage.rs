@@ -67,6 +67,9 @@ pub struct Storage {
     /// Where file `i` lives on disk (`None` for pad files, which are never stored).
     paths: Vec<Option<PathBuf>>,
     open: Mutex<OpenFiles>,
+    /// Held while a piece is written: writers to one file serialise in the kernel anyway,
+    /// and waiting here parks a thread where the kernel's lock would spin.
+    writing: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +107,7 @@ impl Storage {
                 max: DEFAULT_MAX_OPEN_FILES,
                 ..Default::default()
             }),
+            writing: Mutex::new(()),
         }
     }
 
@@ -136,6 +140,11 @@ impl Storage {
 
     /// Writes a whole piece given as consecutive blocks (as they came off the wire).
     pub fn write_blocks(&self, piece: PieceIndex, blocks: &[Bytes]) -> Result<(), StorageError> {
+        // A panic while writing poisons nothing worth keeping: the lock guards no data.
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut offset = 0u32;
         for block in blocks {
             self.write(piece, offset, block)?;

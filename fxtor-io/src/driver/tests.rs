@@ -163,6 +163,32 @@ fn partial_messages_wait_in_the_receive_buffer() {
 }
 
 #[test]
+fn reads_side_by_side_are_joined_without_a_copy() {
+    let mut d = Driver::new(Fake::default(), 4);
+    let conn = d.incoming(T, addr()).unwrap();
+    let leftover = |d: &Driver<Fake>| {
+        let recv = &d.conns[&conn].recv;
+        (recv.as_ptr(), recv.len())
+    };
+    // A reader's first buffer: reads split off its front.
+    let mut first = BytesMut::from(&b"abcdefgXYZ"[..]);
+    let base = first.as_ptr();
+    d.received(T, conn, first.split_to(6));
+    assert_eq!(leftover(&d), (base.wrapping_add(4), 2));
+    d.received(T, conn, first.split_to(1));
+    assert_eq!(leftover(&d), (base.wrapping_add(4), 3), "joined in place");
+    // The reader moves on to a new buffer: the join copies, but what is left over is kept
+    // as a slice of the new buffer, so the next read joins in place again.
+    let mut second = BytesMut::from(&b"hijklmnop"[..]);
+    let base = second.as_ptr();
+    d.received(T, conn, second.split_to(6));
+    assert_eq!(leftover(&d), (base.wrapping_add(5), 1));
+    d.received(T, conn, second.split_to(3));
+    let got: Vec<_> = d.core().messages.iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(got, [&b"abcd"[..], b"efgh", b"ijkl", b"mnop"]);
+}
+
+#[test]
 fn a_connection_the_core_closed_is_forgotten() {
     let mut d = Driver::new(Fake::default(), 4);
     let conn = d.incoming(T, addr()).unwrap();

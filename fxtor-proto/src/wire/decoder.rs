@@ -10,7 +10,8 @@ use crate::{PieceIndex, Sha256Hash, BLOCK_SIZE};
 /// Feed it the connection's receive buffer after each read; it takes whole messages off the
 /// front and leaves a partial one in place. A length prefix over
 /// [`max_message_len`](Self::max_message_len) is refused as soon as its four bytes are
-/// there, before anything is reserved for it. Payloads that are data (`piece`, `bitfield`,
+/// there. It never reserves or copies: the caller appends what it reads (ideally reads
+/// that sit side by side in one allocation, joined with `BytesMut::unsplit` for free). Payloads that are data (`piece`, `bitfield`,
 /// `extended`) are handed out as [`Bytes`] that share the receive buffer's memory.
 ///
 /// ```
@@ -78,8 +79,7 @@ impl MessageDecoder {
 
     /// Takes the next whole message off the front of `buf`.
     ///
-    /// `Ok(None)` means more bytes are needed; `buf` is left as it was, with capacity
-    /// reserved for the rest of the message once its length is known to be acceptable.
+    /// `Ok(None)` means more bytes are needed; `buf` is left as it was.
     /// Unknown message ids come out as [`Message::Unknown`]. An error means the stream is
     /// unusable and the connection should be closed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
@@ -97,7 +97,6 @@ impl MessageDecoder {
         // length fits in 32 bits and thus in a usize.
         let frame_len = 4 + length as usize;
         if buf.len() < frame_len {
-            buf.reserve(frame_len - buf.len());
             return Ok(None);
         }
         buf.advance(4);

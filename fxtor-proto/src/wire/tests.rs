@@ -311,11 +311,20 @@ fn length_limit_is_enforced_before_allocating() {
 }
 
 #[test]
-fn room_is_reserved_for_an_accepted_partial_message() {
-    let mut buf = BytesMut::from(&[0, 0, 0x40, 9, 7][..]);
+fn a_partial_message_is_left_in_place_without_copying() {
+    // Two reads side by side in one buffer, as a connection's reader hands them out.
+    let mut whole = BytesMut::from(&[0, 0, 0, 5, 4, 0, 0, 0, 7][..]);
+    let second = whole.split_off(6);
+    let mut buf = whole;
+    let start = buf.as_ptr();
     assert_eq!(MessageDecoder::new().decode(&mut buf), Ok(None));
-    assert!(buf.capacity() >= 4 + 0x4009);
-    assert_eq!(buf.len(), 5);
+    assert_eq!((buf.len(), buf.as_ptr()), (6, start), "untouched");
+    buf.unsplit(second);
+    assert_eq!(buf.as_ptr(), start, "joined where it lay");
+    assert!(matches!(
+        MessageDecoder::new().decode(&mut buf),
+        Ok(Some(Message::Have(PieceIndex(7))))
+    ));
 }
 
 #[test]
