@@ -728,7 +728,17 @@ fn decode_error(dict: &Dict<'_>) -> Result<ErrorMessage, KrpcErrorKind> {
     let message = list
         .get(1)
         .and_then(|v| v.as_bytes())
-        .map(|b| String::from_utf8_lossy(&b[..b.len().min(MAX_ERROR_MESSAGE_LEN)]).into_owned())
+        .map(|b| {
+            let mut text =
+                String::from_utf8_lossy(&b[..b.len().min(MAX_ERROR_MESSAGE_LEN)]).into_owned();
+            // Replacement characters may have made it longer: cut at a character boundary.
+            let mut end = text.len().min(MAX_ERROR_MESSAGE_LEN);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text
+        })
         .unwrap_or_default();
     Ok(ErrorMessage { code, message })
 }

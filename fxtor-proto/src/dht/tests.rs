@@ -435,3 +435,63 @@ fn pump(now: Instant, nodes: &mut [(SocketAddr, &mut Dht)]) {
         }
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_query() -> impl Strategy<Value = Vec<u8>> {
+        (any::<[u8; 20]>(), any::<[u8; 20]>(), 0..6u8).prop_map(|(id, target, method)| {
+            let target = NodeId(target);
+            let kind = match method {
+                0 => QueryKind::Ping,
+                1 => QueryKind::FindNode { target },
+                2 => QueryKind::GetPeers { info_hash: target },
+                3 => QueryKind::AnnouncePeer {
+                    info_hash: target,
+                    port: 1,
+                    implied_port: false,
+                    token: Bytes::from_static(b"12345678"),
+                },
+                4 => QueryKind::SampleInfohashes { target },
+                _ => QueryKind::Unknown {
+                    method: Bytes::from_static(b"vote"),
+                },
+            };
+            query(b"tx", NodeId(id), kind)
+        })
+    }
+
+    proptest! {
+        /// Whatever arrives, the DHT does not panic, and all it sends decodes.
+        #[test]
+        fn arbitrary_and_mutated_datagrams(
+            inputs in prop::collection::vec(
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..300),
+                    (valid_query(), prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4))
+                        .prop_map(|(mut bytes, flips)| {
+                            for (i, b) in flips {
+                                let i = i.index(bytes.len());
+                                bytes[i] = b;
+                            }
+                            bytes
+                        }),
+                ],
+                1..20,
+            ),
+        ) {
+            let now = Instant::ZERO;
+            let mut dht = Dht::new(now, config(20));
+            for (n, input) in inputs.iter().enumerate() {
+                dht.handle_datagram(now, addr(n as u8), input);
+            }
+            dht.handle_timeout(Instant::from_secs(10));
+            while let Some(datagram) = dht.poll_transmit() {
+                prop_assert!(Message::decode(&datagram.data).is_ok());
+            }
+            let stats = dht.stats(now);
+            prop_assert!(stats.ipv4.nodes() <= inputs.len());
+        }
+    }
+}
