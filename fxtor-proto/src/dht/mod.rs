@@ -27,59 +27,6 @@
 //! 15 or so). A hybrid torrent is announced twice, once under its v1 info-hash and once
 //! under its v2 info-hash truncated to 20 bytes
 //! ([`InfoHashV2::truncated`](crate::InfoHashV2::truncated)), and looked up under both.
-//!
-//! # Example
-//!
-//! Two nodes find each other and one finds the peer the other announced:
-//!
-//! ```
-//! use core::net::SocketAddr;
-//! use core::time::Duration;
-//! use fxtor_proto::dht::{Dht, DhtConfig, DhtEvent, NodeId};
-//! use fxtor_proto::time::Instant;
-//!
-//! let a_addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-//! let b_addr: SocketAddr = "127.0.0.1:6882".parse().unwrap();
-//! let config = |seed| DhtConfig { seed, restrict_ips: false, ..DhtConfig::default() };
-//! let mut now = Instant::ZERO;
-//! let mut a = Dht::new(now, config(1));
-//! let mut b = Dht::new(now, config(2));
-//! b.add_bootstrap(now, a_addr);
-//!
-//! // Deliver every datagram at once, until both are quiet.
-//! fn exchange(now: Instant, a: &mut Dht, a_addr: SocketAddr, b: &mut Dht, b_addr: SocketAddr) {
-//!     loop {
-//!         let mut moved = false;
-//!         while let Some(d) = a.poll_transmit() {
-//!             assert_eq!(d.to, b_addr);
-//!             b.handle_datagram(now, a_addr, &d.data);
-//!             moved = true;
-//!         }
-//!         while let Some(d) = b.poll_transmit() {
-//!             a.handle_datagram(now, b_addr, &d.data);
-//!             moved = true;
-//!         }
-//!         if !moved { break; }
-//!     }
-//! }
-//! exchange(now, &mut a, a_addr, &mut b, b_addr);
-//! assert!(matches!(b.poll_event(), Some(DhtEvent::Bootstrapped { .. })));
-//!
-//! let info_hash = NodeId([7; 20]);
-//! b.announce(now, info_hash, Some(51413));
-//! exchange(now, &mut a, a_addr, &mut b, b_addr);
-//! now += Duration::from_secs(1);
-//! let lookup = a.get_peers(now, info_hash);
-//! exchange(now, &mut a, a_addr, &mut b, b_addr);
-//! let peers: Vec<SocketAddr> = std::iter::from_fn(|| a.poll_event())
-//!     .filter_map(|e| match e {
-//!         DhtEvent::Peers { lookup: l, peers, .. } if l == lookup => Some(peers),
-//!         _ => None,
-//!     })
-//!     .flatten()
-//!     .collect();
-//! assert_eq!(peers, vec!["127.0.0.1:51413".parse::<SocketAddr>().unwrap()]);
-//! ```
 
 mod external_ip;
 pub mod krpc;
@@ -306,7 +253,60 @@ struct Pending {
     purpose: Purpose,
 }
 
-/// A DHT node. See the [module documentation](self).
+/// A DHT node. See the [module documentation](self) for how to drive it.
+///
+/// # Example
+///
+/// Two nodes find each other and one finds the peer the other announced:
+///
+/// ```
+/// use core::net::SocketAddr;
+/// use core::time::Duration;
+/// use fxtor_proto::dht::{Dht, DhtConfig, DhtEvent, NodeId};
+/// use fxtor_proto::time::Instant;
+///
+/// let a_addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+/// let b_addr: SocketAddr = "127.0.0.1:6882".parse().unwrap();
+/// let config = |seed| DhtConfig { seed, restrict_ips: false, ..DhtConfig::default() };
+/// let mut now = Instant::ZERO;
+/// let mut a = Dht::new(now, config(1));
+/// let mut b = Dht::new(now, config(2));
+/// b.add_bootstrap(now, a_addr);
+///
+/// // Deliver every datagram at once, until both are quiet.
+/// fn exchange(now: Instant, a: &mut Dht, a_addr: SocketAddr, b: &mut Dht, b_addr: SocketAddr) {
+///     loop {
+///         let mut moved = false;
+///         while let Some(d) = a.poll_transmit() {
+///             assert_eq!(d.to, b_addr);
+///             b.handle_datagram(now, a_addr, &d.data);
+///             moved = true;
+///         }
+///         while let Some(d) = b.poll_transmit() {
+///             a.handle_datagram(now, b_addr, &d.data);
+///             moved = true;
+///         }
+///         if !moved { break; }
+///     }
+/// }
+/// exchange(now, &mut a, a_addr, &mut b, b_addr);
+/// assert!(matches!(b.poll_event(), Some(DhtEvent::Bootstrapped { .. })));
+///
+/// let info_hash = NodeId([7; 20]);
+/// b.announce(now, info_hash, Some(51413));
+/// exchange(now, &mut a, a_addr, &mut b, b_addr);
+/// now += Duration::from_secs(1);
+/// let lookup = a.get_peers(now, info_hash);
+/// exchange(now, &mut a, a_addr, &mut b, b_addr);
+/// let peers: Vec<SocketAddr> = std::iter::from_fn(|| a.poll_event())
+///     .filter_map(|e| match e {
+///         DhtEvent::Peers { lookup: l, peers, .. } if l == lookup => Some(peers),
+///         _ => None,
+///     })
+///     .flatten()
+///     .collect();
+/// assert_eq!(peers, vec!["127.0.0.1:51413".parse::<SocketAddr>().unwrap()]);
+/// ```
 #[derive(Debug)]
 pub struct Dht {
     config: DhtConfig,
@@ -337,14 +337,28 @@ impl Dht {
     /// A node that knows nobody yet: give it [`add_bootstrap`](Self::add_bootstrap)
     /// addresses or nodes ([`add_node`](Self::add_node)).
     pub fn new(now: Instant, config: DhtConfig) -> Self {
+        Self::build(now, config, None)
+    }
+
+    /// A node with the id `config` gives, else `saved` if it suits what BEP42 asks, else a
+    /// fresh one.
+    fn build(now: Instant, config: DhtConfig, saved: Option<NodeId>) -> Self {
         let mut rng = Rng::new(config.seed);
-        let id = config.node_id.unwrap_or_else(|| match config.external_ip {
-            Some(ip) => {
-                let rand = rng.next_u32() as u8;
-                NodeId::secure(ip, rand, NodeId::random(&mut rng))
-            }
-            None => NodeId::random(&mut rng),
-        });
+        let suits = |id: &NodeId| match (config.restrict_ips, config.external_ip) {
+            (true, Some(ip)) => id.is_secure_for(ip),
+            _ => true,
+        };
+        let id = match (config.node_id, saved) {
+            (Some(id), _) => id,
+            (None, Some(id)) if suits(&id) => id,
+            (None, _) => match config.external_ip {
+                Some(ip) => {
+                    let rand = rng.next_u32() as u8;
+                    NodeId::secure(ip, rand, NodeId::random(&mut rng))
+                }
+                None => NodeId::random(&mut rng),
+            },
+        };
         let tokens = Tokens::new(now, &mut rng);
         let next_transaction = rng.next_u32() as u16;
         Self {
@@ -372,14 +386,10 @@ impl Dht {
         }
     }
 
-    /// A node restored from [`save_state`](Self::save_state): the same id (unless
-    /// `config.node_id` says otherwise) and the saved nodes as bootstrap candidates; a
-    /// bootstrap lookup starts at once.
-    pub fn restore(
-        now: Instant,
-        mut config: DhtConfig,
-        state: &[u8],
-    ) -> Result<Self, RestoreError> {
+    /// A node restored from [`save_state`](Self::save_state): the saved id (unless
+    /// `config.node_id` gives one, or BEP42 wants another for `config.external_ip`) and the
+    /// saved nodes as bootstrap candidates; a bootstrap lookup starts at once.
+    pub fn restore(now: Instant, config: DhtConfig, state: &[u8]) -> Result<Self, RestoreError> {
         let document = bencode::decode(state, Mode::Lenient)?;
         let dict = document.as_dict().ok_or(RestoreError::Field("state"))?;
         let id = dict
@@ -403,8 +413,7 @@ impl Dht {
                 }
             }
         }
-        config.node_id = config.node_id.or(Some(id));
-        let mut dht = Self::new(now, config);
+        let mut dht = Self::build(now, config, Some(id));
         let max = RoutingTable::capacity(dht.config.k);
         nodes.truncate(max);
         dht.restored = nodes;

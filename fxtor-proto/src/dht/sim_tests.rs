@@ -253,8 +253,9 @@ fn scenario(seed: u64, nodes: usize, trials: usize) -> Report {
         let next = net.now + Duration::from_millis(100);
         net.run_until(next);
     }
-    // Let the network settle.
-    let settle = net.now + Duration::from_secs(300);
+    // Let the network settle for 17 minutes: quiet buckets get refreshed, questionable
+    // nodes pinged.
+    let settle = net.now + Duration::from_secs(17 * 60);
     net.run_until(settle);
 
     // One node announces a peer on an explicit port.
@@ -378,14 +379,14 @@ fn a_thousand_nodes_find_an_announced_peer_after_a_tenth_die() {
     assert!(report.mean_round_trips <= 6.0, "{report:?}");
     assert!(report.mean_queries <= 60.0, "{report:?}");
     // Tables filled (a lookup needs more than the bootstrap nodes).
-    assert!(report.mean_table >= 15.0, "{report:?}");
+    assert!(report.mean_table >= 30.0, "{report:?}");
 }
 
 #[test]
 fn the_same_seed_replays_the_same_run() {
-    let a = scenario(7, 200, 40);
-    let b = scenario(7, 200, 40);
+    let a = scenario(7, 1000, 100);
+    let b = scenario(7, 1000, 100);
     assert_eq!(a, b);
-    let c = scenario(8, 200, 40);
+    let c = scenario(8, 300, 20);
     assert_ne!(a.trace, c.trace);
 }

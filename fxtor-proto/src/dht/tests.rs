@@ -347,6 +347,16 @@ fn save_and_restore_keep_the_id_and_nodes() {
     let asked: Vec<SocketAddr> = sent(&mut restored).into_iter().map(|(to, _)| to).collect();
     assert_eq!(asked.len(), 3, "alpha queries at first");
     assert!(asked.iter().all(|a| (1..=5).map(addr).any(|b| b == *a)));
+    // With BEP42 on and an external IP the saved id does not suit, a new id is drawn.
+    let public: IpAddr = "100.100.1.1".parse().unwrap();
+    let strict = DhtConfig {
+        seed: 1,
+        external_ip: Some(public),
+        ..DhtConfig::default()
+    };
+    let moved = Dht::restore(now, strict, &saved).unwrap();
+    assert_ne!(moved.node_id(), dht.node_id());
+    assert!(moved.node_id().is_secure_for(public));
     assert!(matches!(
         Dht::restore(now, config(1), b"d2:id3:abce"),
         Err(RestoreError::Field("id"))
