@@ -505,3 +505,85 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn ipv6_nodes_are_served_by_want() {
+    let now = Instant::ZERO;
+    let mut dht = Dht::new(now, config(30));
+    let v6 = |n: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, n], 6881));
+    dht.handle_datagram(
+        now,
+        addr(1),
+        &query(b"p1", NodeId([1; 20]), QueryKind::Ping),
+    );
+    dht.handle_datagram(now, v6(2), &query(b"p2", NodeId([2; 20]), QueryKind::Ping));
+    let _ = sent(&mut dht);
+    assert_eq!(
+        (dht.stats(now).ipv4.nodes(), dht.stats(now).ipv6.nodes()),
+        (1, 1)
+    );
+    let target = NodeId([3; 20]);
+    // Without `want`, a requester gets its own family.
+    dht.handle_datagram(
+        now,
+        v6(3),
+        &query(b"f1", NodeId([3; 20]), QueryKind::FindNode { target }),
+    );
+    let (r, _) = only_response(&mut dht);
+    assert_eq!(
+        r.nodes,
+        vec![NodeInfo {
+            id: NodeId([2; 20]),
+            addr: v6(2)
+        }]
+    );
+    // With `want = [n4, n6]`, both.
+    let both = Message {
+        transaction: TransactionId::from_slice(b"f2").unwrap(),
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Query(Query {
+            id: NodeId([4; 20]),
+            want: Want { v4: true, v6: true },
+            kind: QueryKind::FindNode { target },
+        }),
+    };
+    dht.handle_datagram(now, addr(4), &both.to_vec());
+    let (r, _) = only_response(&mut dht);
+    // (v6(3) entered the table when it asked.)
+    let v4_count = r.nodes.iter().filter(|n| n.addr.is_ipv4()).count();
+    assert_eq!((v4_count, r.nodes.len() - v4_count), (1, 2));
+    // A dual-stack node asks for both in its own lookups.
+    dht.get_peers(now, target);
+    let queries = sent(&mut dht);
+    assert!(!queries.is_empty());
+    for (_, message) in queries {
+        let Body::Query(q) = message.body else {
+            panic!("a query")
+        };
+        assert_eq!(q.want, Want { v4: true, v6: true });
+    }
+}
+
+#[test]
+fn bep42_keeps_unsuitable_ids_out_of_the_table() {
+    let now = Instant::ZERO;
+    let mut dht = Dht::new(
+        now,
+        DhtConfig {
+            seed: 31,
+            ..DhtConfig::default()
+        },
+    );
+    let public = SocketAddr::from(([100, 100, 7, 7], 6881));
+    dht.handle_datagram(now, public, &query(b"p1", NodeId([1; 20]), QueryKind::Ping));
+    // Answered, but not admitted.
+    assert_eq!(only_response(&mut dht).0.id, dht.node_id());
+    assert_eq!(dht.stats(now).ipv4.nodes(), 0);
+    let mut rng = crate::rng::Rng::new(1);
+    let secure = NodeId::secure(public.ip(), 9, NodeId::random(&mut rng));
+    dht.handle_datagram(now, public, &query(b"p2", secure, QueryKind::Ping));
+    let _ = sent(&mut dht);
+    assert_eq!(dht.stats(now).ipv4.nodes(), 1);
+}
