@@ -182,7 +182,7 @@ impl RoutingTable {
     }
 
     fn bucket_index(&self, id: &NodeId) -> usize {
-        // There is always at least one bucket.
+        // There is always at least one bucket: `new` makes one and none is ever removed.
         self.own.common_prefix_len(id).min(self.buckets.len() - 1)
     }
 
@@ -220,6 +220,7 @@ impl RoutingTable {
         loop {
             let index = self.bucket_index(&id);
             let count = self.buckets.len();
+            // `count >= 1` (see `bucket_index`).
             let last = index == count - 1;
             let k = self.k;
             let bucket = &mut self.buckets[index];
@@ -329,6 +330,7 @@ impl RoutingTable {
         interval: Duration,
         rng: &mut Rng,
     ) -> Vec<NodeId> {
+        // At least one bucket (see `bucket_index`).
         let last = self.buckets.len() - 1;
         let own = self.own;
         let mut targets = Vec::new();
