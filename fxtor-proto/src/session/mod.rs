@@ -439,6 +439,15 @@ impl Session {
         Ok(t.tracker_entries())
     }
 
+    /// The driver is shutting down: every torrent announces `stopped` to its trackers (its
+    /// state is unchanged). The driver may keep handling tracker answers for a short while,
+    /// until [`has_tracker_requests`](Self::has_tracker_requests) says none is left.
+    pub fn stop_announcing(&mut self, now: Instant) {
+        for torrent in self.torrents.values_mut() {
+            torrent.stop_announcing(now, &mut self.shared);
+        }
+    }
+
     /// Whether tracker requests are outstanding (a driver shutting down may wait a little
     /// for removed torrents' `stopped` announces).
     pub fn has_tracker_requests(&self) -> bool {

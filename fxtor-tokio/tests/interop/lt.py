@@ -7,8 +7,8 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py create PATH OUT --mode v1|v2|hybrid [--piece-length N] [--tracker URL]...
   lt.py info TORRENT            -> JSON: libtorrent's reading of the file
   lt.py check TORRENT SAVE_PATH -> JSON: whether libtorrent's own check finds every piece
-  lt.py seed TORRENT SAVE_PATH [--upload-limit BYTES_PER_S]
-        -> checks the data, prints {"port": N, ...} on one line once it seeds, then seeds
+  lt.py seed TORRENT SAVE_PATH [--upload-limit BYTES_PER_S] [--tracker URL]...
+        -> announces to the torrent's trackers and those given, checks the data, prints {"port": N, ...} on one line once it seeds, then seeds
            until killed
   lt.py download TORRENT SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
         -> downloads from those peers only, re-checks the data when finished, prints JSON
@@ -141,6 +141,8 @@ def wait_checked(ses, h, deadline):
 def seed(args):
     ses = transfer_session()
     h = add(ses, args.torrent, args.save_path)
+    for tier, url in enumerate(args.tracker or []):
+        h.add_tracker({"url": url, "tier": tier})
     if args.upload_limit:
         # The torrent's own limit: the session's global one does not reach loopback peers
         # (they are in the local peer class), and limiting that class throttles far below
@@ -216,6 +218,7 @@ def main():
     s.add_argument("torrent")
     s.add_argument("save_path")
     s.add_argument("--upload-limit", type=int, default=0)
+    s.add_argument("--tracker", action="append")
     d = sub.add_parser("download")
     d.add_argument("torrent")
     d.add_argument("save_path")

@@ -195,6 +195,16 @@ impl Torrent {
         entries
     }
 
+    /// The session is shutting down: announce `stopped`, as on a pause, without changing
+    /// the torrent's state.
+    pub fn stop_announcing(&mut self, now: Instant, shared: &mut Shared) {
+        let stats = self.announce_stats();
+        self.trackers.announcer.set_stats(stats);
+        let abandoned = self.trackers.announcer.stop(now);
+        shared.trackers.cancel(self.id, &abandoned);
+        self.drain_trackers(now, shared);
+    }
+
     /// The torrent is being removed: announce `stopped` and hand the announcer over to wait
     /// for the answers.
     pub fn stop_trackers(mut self, now: Instant, shared: &mut Shared) -> Stopping {
