@@ -452,7 +452,7 @@ async fn a_failure_reason_is_an_error_alert_and_the_torrent_goes_on() {
     let entries = torrent.trackers().await.unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].last_error.as_deref(), Some("go away"));
-    assert_eq!(entries[0].failures, 1);
+    assert_eq!(entries[0].failures, 1, "{entries:?} {status:?}");
     session.shutdown().await.unwrap();
 }
 

@@ -72,7 +72,7 @@ pub struct TrackerEntry {
     pub url: String,
     /// Its BEP12 tier, from 0.
     pub tier: usize,
-    /// Consecutive failed announces (of the torrent's first swarm).
+    /// Consecutive failed announces (of the swarm that failed most, for a hybrid).
     pub failures: u32,
     /// Not asked again before this, after failures.
     pub retry_at: Option<Instant>,

@@ -161,17 +161,21 @@ impl Torrent {
     /// The torrent's trackers and what they last said.
     pub fn tracker_entries(&self) -> Vec<TrackerEntry> {
         let announcer = &self.trackers.announcer;
-        let first_swarm = self.info_hashes.identifiers().next();
         let mut entries = Vec::new();
         for (tier, trackers) in announcer.tiers().iter().enumerate() {
             for &tracker in trackers {
                 let Some(url) = announcer.tracker_url(tracker) else {
                     continue;
                 };
-                let status = first_swarm
-                    .and_then(|h| announcer.tracker_status(tracker, h))
-                    .cloned()
-                    .unwrap_or_default();
+                // A hybrid's two swarms: the worse standing, the latest success.
+                let mut status = crate::tracker::TrackerStatus::default();
+                for swarm in self.info_hashes.identifiers() {
+                    if let Some(s) = announcer.tracker_status(tracker, swarm) {
+                        status.failures = status.failures.max(s.failures);
+                        status.retry_at = status.retry_at.max(s.retry_at);
+                        status.last_success = status.last_success.max(s.last_success);
+                    }
+                }
                 let note = self
                     .trackers
                     .notes
