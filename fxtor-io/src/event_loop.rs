@@ -74,6 +74,8 @@ pub(crate) struct EventLoop<R: Runtime> {
     udp: Option<Arc<R::UdpSocket>>,
     /// Closed when the loop ends, which ends the UDP receiving task.
     udp_stop: Option<Sender<()>>,
+    /// The UDP socket is bound to an IPv6 address.
+    udp_v6: bool,
     http: Option<HttpClient>,
     stop_announce_timeout: Duration,
 }
@@ -108,6 +110,7 @@ impl<R: Runtime> EventLoop<R> {
             events,
             udp: None,
             udp_stop: None,
+            udp_v6: false,
             http: None,
             stop_announce_timeout: settings.stop_announce_timeout,
         }
@@ -115,6 +118,10 @@ impl<R: Runtime> EventLoop<R> {
 
     /// Gives the loop its UDP socket and its HTTP client.
     pub fn with_trackers(mut self, udp: Option<R::UdpSocket>, http: HttpClient) -> Self {
+        self.udp_v6 = udp
+            .as_ref()
+            .and_then(|u| self.runtime.udp_local_addr(u).ok())
+            .is_some_and(|a| a.is_ipv6());
         self.udp = udp.map(Arc::new);
         self.http = Some(http);
         self
@@ -393,9 +400,16 @@ impl<R: Runtime> EventLoop<R> {
         let Some(socket) = self.udp.clone() else {
             return;
         };
+        // A socket bound to an IPv6 address reaches IPv4 ones by their mapped form.
+        let to = match (self.udp_v6, datagram.to) {
+            (true, SocketAddr::V4(v4)) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            (_, to) => to,
+        };
         let runtime = self.runtime.clone();
         self.runtime.spawn(async move {
-            let _ = runtime.send_to(&socket, &datagram.data, datagram.to).await;
+            let _ = runtime.send_to(&socket, &datagram.data, to).await;
         });
     }
 

@@ -713,8 +713,16 @@ impl Session {
         self.deliver_udp_results(now);
     }
 
-    /// A datagram arrived on the session's UDP socket.
+    /// A datagram arrived on the session's UDP socket. An IPv4-mapped IPv6 sender (a
+    /// dual-stack socket) is taken as the IPv4 address it maps.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let from = match from {
+            SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+                None => from,
+            },
+            SocketAddr::V4(_) => from,
+        };
         match self.shared.trackers.classify(from, data) {
             DatagramKind::Tracker => {
                 self.shared

@@ -401,3 +401,28 @@ fn a_removed_torrent_waits_a_bounded_time_for_its_stopped_announce() {
     assert!(!session.has_tracker_requests());
     assert_eq!(session.poll_timeout(), None);
 }
+
+#[test]
+fn an_ipv4_mapped_sender_is_its_ipv4_address() {
+    let (mut session, _, _) = seed_session(&["udp://127.0.0.1:6969"]);
+    let datagram = session.poll_datagram().expect("a connect");
+    let UdpRequest::Connect { transaction_id } = UdpRequest::parse(&datagram.data).unwrap() else {
+        panic!("not a connect");
+    };
+    let connect = UdpResponse::Connect {
+        transaction_id,
+        connection_id: 5,
+    };
+    let mapped: SocketAddr = "[::ffff:127.0.0.1]:6969".parse().unwrap();
+    session.handle_datagram(Instant::ZERO, mapped, &connect.encode(AddressFamily::V4));
+    let announce = session
+        .poll_datagram()
+        .expect("the announce follows the connect");
+    assert!(matches!(
+        UdpRequest::parse(&announce.data),
+        Ok(UdpRequest::Announce {
+            connection_id: 5,
+            ..
+        })
+    ));
+}
