@@ -43,6 +43,8 @@ impl std::fmt::Debug for Command {
 
 /// Chunks read but not yet handled, across all connections: readers wait beyond this.
 const DATA_QUEUE: usize = 256;
+/// How long a host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest datagram received (the most a UDP payload can be).
 const MAX_DATAGRAM: usize = 65_536;
 /// How long to wait after a failed accept (out of descriptors, say) rather than spin.
@@ -386,10 +388,13 @@ impl<R: Runtime> EventLoop<R> {
         let runtime = self.runtime.clone();
         let events = self.reports.events.clone();
         self.runtime.spawn(async move {
-            let result = runtime
-                .spawn_blocking(move || crate::http::resolve(&host, port))
-                .await
-                .unwrap_or_else(|| Err("name resolution panicked".to_owned()));
+            let resolving = runtime.spawn_blocking(move || crate::http::resolve(&host, port));
+            // A resolver that hangs must not hold the tracker's announces up for ever.
+            let result = match runtime::timeout(&runtime, RESOLVE_TIMEOUT, resolving).await {
+                Some(Some(result)) => result,
+                Some(None) => Err("name resolution panicked".to_owned()),
+                None => Err(format!("name resolution took over {RESOLVE_TIMEOUT:?}")),
+            };
             let _ = events.try_send(Event::Resolved(id, result));
         });
     }

@@ -6,11 +6,15 @@
 //!    [`handle_incoming`](Session::handle_incoming), [`handle_connected`](Session::handle_connected),
 //!    [`handle_connect_failed`](Session::handle_connect_failed), [`handle_received`](Session::handle_received),
 //!    [`handle_sent`](Session::handle_sent), [`handle_closed`](Session::handle_closed),
-//!    [`handle_disk`](Session::handle_disk), [`handle_timeout`](Session::handle_timeout), and the
-//!    user's commands ([`add_torrent`](Session::add_torrent), [`pause`](Session::pause), …);
+//!    [`handle_disk`](Session::handle_disk), [`handle_timeout`](Session::handle_timeout),
+//!    [`handle_http_response`](Session::handle_http_response),
+//!    [`handle_resolved`](Session::handle_resolved), [`handle_datagram`](Session::handle_datagram),
+//!    and the user's commands ([`add_torrent`](Session::add_torrent), [`pause`](Session::pause), …);
 //! 2. drain its outputs until each is empty: [`poll_transmit`](Session::poll_transmit) (bytes
-//!    for a connection), [`poll_action`](Session::poll_action) (connect, close, a disk job),
-//!    [`poll_alert`](Session::poll_alert) (what the application sees);
+//!    for a connection), [`poll_action`](Session::poll_action) (connect, close, a disk job, an
+//!    HTTP request, a name to resolve), [`poll_datagram`](Session::poll_datagram) (for the
+//!    session's one UDP socket), [`poll_alert`](Session::poll_alert) (what the application
+//!    sees);
 //! 3. sleep until [`poll_timeout`](Session::poll_timeout) or the next input.
 //!
 //! The session never blocks, never reads a clock and does no I/O. Disk jobs
@@ -35,6 +39,11 @@
 //! - Uploads are read from disk on request, a bounded number of reads and of unsent bytes
 //!   per peer at a time; up to [`SessionConfig::upload_slots`] interested peers are
 //!   unchoked, the fastest first, one slot rotating.
+//! - Each torrent announces to its trackers (BEP3, 12, 15, 23; a hybrid with both
+//!   identifiers) while it may have peers: `started`, `completed` when its download
+//!   finishes, `stopped` on pause, error and removal; peers from the answers are dialled.
+//!   HTTP requests and name resolution are the driver's (actions); UDP trackers run here
+//!   over the session's datagrams. See `trackers` for the details.
 //! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
 //!   the same outputs.
 //!
