@@ -128,6 +128,45 @@ mod tests {
         assert!(client.get("http://127.0.0.1:1/announce").is_err());
     }
 
+    /// Serves one answer of `status` with `body` on 127.0.0.1; its port.
+    fn serve_once(status: u16, body: Vec<u8>) -> u16 {
+        use std::io::{BufRead as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        });
+        port
+    }
+
+    #[test]
+    fn a_body_over_the_cap_is_refused_and_an_error_status_keeps_its_body() {
+        let client = HttpClient::new(&[], Duration::from_secs(10)).unwrap();
+        let port = serve_once(200, vec![b'x'; MAX_RESPONSE_SIZE + 1]);
+        let err = client
+            .get(&format!("http://127.0.0.1:{port}/a"))
+            .unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        let port = serve_once(200, vec![b'x'; MAX_RESPONSE_SIZE]);
+        let (status, body) = client.get(&format!("http://127.0.0.1:{port}/a")).unwrap();
+        assert_eq!((status, body.len()), (200, MAX_RESPONSE_SIZE));
+        let port = serve_once(404, b"d14:failure reason4:nonee".to_vec());
+        let answer = client.get(&format!("http://127.0.0.1:{port}/a")).unwrap();
+        assert_eq!(answer, (404, b"d14:failure reason4:nonee".to_vec()));
+    }
+
     #[test]
     fn loopback_resolves() {
         let addrs = resolve("localhost", 80).unwrap();
