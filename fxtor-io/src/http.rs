@@ -35,6 +35,15 @@ pub enum RootCertificate {
 }
 
 /// A blocking HTTP client for tracker requests. Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use fxtor_io::http::HttpClient;
+///
+/// let client = HttpClient::new(&[], Duration::from_secs(5)).unwrap();
+/// // Nothing listens on port 1: the failure is an answer too.
+/// assert!(client.get("http://127.0.0.1:1/announce").is_err());
+/// ```
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     agent: ureq::Agent,
