@@ -1,65 +1,17 @@
-//! What the end-to-end tests share: the `fxtor` binary, libtorrent through Debian's
-//! python3-libtorrent, and the independent torrent makers.
+//! What the end-to-end tests share: the `fxtor` binary built with them, and, from
+//! `fxtor-testkit` (shared with fxtor-async-std's tests), libtorrent through Debian's
+//! python3-libtorrent (`tests/interop/lt.py`), the checks for outside tools, and content.
 //!
 //! A tool that is missing fails the test loudly under `CI=true`; elsewhere the test says what
 //! is missing and returns early, so `cargo test` on a bare machine still runs the rest.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-/// Debian's interpreter, the one python3-libtorrent is installed for.
-pub const PYTHON: &str = "/usr/bin/python3";
-
-/// Whether the test runs in CI, where every tool must be there.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Checks a tool is installed. In CI a missing tool is a failure; elsewhere the caller skips.
-pub fn require(what: &str, present: bool) -> bool {
-    if !present {
-        assert!(!in_ci(), "{what} is missing: run .ci/install-deps");
-        eprintln!("skipping: {what} is not installed (run .ci/install-deps)");
-    }
-    present
-}
-
-/// Whether python3-libtorrent is importable.
-pub fn have_libtorrent() -> bool {
-    require(
-        "python3-libtorrent",
-        Command::new(PYTHON)
-            .args(["-c", "import libtorrent"])
-            .output()
-            .is_ok_and(|o| o.status.success()),
-    )
-}
-
-/// Whether an executable is on PATH.
-pub fn have_tool(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    require(name, found)
-}
-
-/// Runs a command and insists it succeeds.
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+pub use fxtor_testkit::libtorrent::{run as lt, script as lt_script};
+pub use fxtor_testkit::{have_libtorrent, have_tool, in_ci, require, run_ok, write_data, PYTHON};
 
 /// The `fxtor` program built with this test.
 pub fn fxtor() -> Command {
@@ -70,36 +22,4 @@ pub fn fxtor() -> Command {
 pub fn fxtor_info(source: &str) -> Value {
     let out = run_ok(fxtor().args(["info", "--json", source]));
     serde_json::from_slice(&out.stdout).expect("fxtor info --json prints JSON")
-}
-
-/// The interop script driving libtorrent.
-pub fn lt_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/lt.py")
-}
-
-/// Runs the libtorrent script and parses its JSON answer (when it prints one).
-pub fn lt(args: &[&str]) -> Value {
-    let out = run_ok(Command::new(PYTHON).arg(lt_script()).args(args));
-    if out.stdout.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&out.stdout).expect("lt.py prints JSON")
-    }
-}
-
-/// Writes `len` bytes of deterministic pseudo-random data (a simple xorshift stream).
-pub fn write_data(path: &Path, len: usize, seed: u64) {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut data = Vec::with_capacity(len);
-    while data.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        data.extend_from_slice(&state.to_le_bytes());
-    }
-    data.truncate(len);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).expect("create data directory");
-    }
-    std::fs::write(path, data).expect("write data file");
 }
