@@ -55,13 +55,20 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def report(results, name, size, wall, cpu):
+    """Keeps a measurement and prints its row at once (a later failure loses nothing)."""
+    results.setdefault(name, []).append((wall, cpu))
+    print(f"| {name} | {wall:.2f} | {size / wall / 1e6:.0f} | {cpu:.2f} | {cpu / (size / (1 << 30)):.2f} |",
+          flush=True)
+
+
 def timed_download(program, torrent, out, peer, env=None):
     """Runs a download program that takes the flags of `fxtor download`."""
     before = children_cpu()
     start = time.monotonic()
     with tempfile.TemporaryFile() as log:
         subprocess.run(program + [torrent, "-o", out, "--listen", "127.0.0.1:0", "--peer", peer],
-                       check=True, stdout=log, stderr=log, env=env)
+                       check=True, stdout=log, stderr=log, env=env, timeout=600)
     return time.monotonic() - start, children_cpu() - before
 
 
@@ -130,15 +137,19 @@ def main():
             time.sleep(0.05)
         lt_peer = "127.0.0.1:%d" % ses.listen_port()
 
+        print(f"{args.size_mib} MiB v1 torrent, {args.piece_length >> 10} KiB pieces, TCP on 127.0.0.1, "
+              f"{args.rounds} round(s)")
+        print("| downloader <- seeder | wall s | MB/s | CPU s | CPU s per GiB |")
+        print("|---|---|---|---|---|", flush=True)
         results = {}
         for _ in range(args.rounds):
             for name, (program, env) in downloaders.items():
                 out = os.path.join(tmp, "from-lt")
-                results.setdefault(name + " <- libtorrent", []).append(
-                    timed_download(program, torrent, out, lt_peer, env))
+                report(results, name + " <- libtorrent", size,
+                       *timed_download(program, torrent, out, lt_peer, env))
                 subprocess.run(["rm", "-rf", out])
             out = os.path.join(tmp, "from-lt")
-            results.setdefault("libtorrent <- libtorrent", []).append(timed_lt_download(torrent, out, lt_peer))
+            report(results, "libtorrent <- libtorrent", size, *timed_lt_download(torrent, out, lt_peer))
             subprocess.run(["rm", "-rf", out])
         del h, ses
 
@@ -146,20 +157,17 @@ def main():
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = seeder.stdout.readline()
         fx_peer = line.strip().rsplit(" ", 1)[-1]
-        time.sleep(0.5)
+        # A peer that connects while the seeder still checks its data is turned away, and
+        # `fxtor download` does not call a given peer again: wait for the check.
+        while not line.startswith("checked:"):
+            line = seeder.stdout.readline()
+            if not line:
+                sys.exit("fxtor seed ended before its check did")
         out = os.path.join(tmp, "fxtor-from-fxtor")
-        results["fxtor-tokio <- fxtor-tokio"] = [timed_download([fxtor, "download"], torrent, out, fx_peer)]
+        report(results, "fxtor-tokio <- fxtor-tokio", size,
+               *timed_download([fxtor, "download"], torrent, out, fx_peer))
         seeder.kill()
         seeder.wait()
-
-    gib = size / (1 << 30)
-    print(f"{args.size_mib} MiB v1 torrent, {args.piece_length >> 10} KiB pieces, TCP on 127.0.0.1, "
-          f"{args.rounds} round(s)")
-    print("| downloader <- seeder | wall s | MB/s | CPU s | CPU s per GiB |")
-    print("|---|---|---|---|---|")
-    for name, runs in results.items():
-        for wall, cpu in runs:
-            print(f"| {name} | {wall:.2f} | {size / wall / 1e6:.0f} | {cpu:.2f} | {cpu / gib:.2f} |")
 
     def total(name):
         runs = results[name + " <- libtorrent"]
