@@ -13,14 +13,25 @@
 //!   runtime and executor.
 //!
 //! An adapter's test file only names its runtime, how to block on a future, and its
-//! download program:
+//! download program; `fxtor-async-std/tests/runtime_interop.rs`, for async-std's executor:
 //!
-//! ```ignore
+//! ```text
 //! fn block_on(test: impl std::future::Future<Output = ()>) {
 //!     async_std::task::block_on(test)
 //! }
-//! fxtor_testkit::runtime_tests!(runtime: AsyncIo, block_on: block_on, download_program: program);
+//!
+//! fn program() -> std::process::Command {
+//!     download_example("async-std")
+//! }
+//!
+//! fxtor_testkit::runtime_tests!(
+//!     runtime: fxtor_async_std::AsyncIo,
+//!     block_on: block_on,
+//!     download_program: program,
+//! );
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod content;
 pub mod libtorrent;
