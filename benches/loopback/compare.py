@@ -7,7 +7,8 @@ flags; under async-std's executor, and under smol's with --smol) and a libtorren
 fetch it from that same seeder; finally `fxtor seed` serves it to `fxtor download` (no
 libtorrent in the way). For each: wall time, throughput and CPU seconds of the downloading
 process, and the ratios between them. With --rounds N the downloads from libtorrent run N
-times, in turn, so that a busy moment of the machine does not fall on one of them only.
+times, in turn, so that a busy moment of the machine does not fall on one of them only,
+and the ratios are those of the medians.
 
   cargo build --release -p fxtor-tokio -p fxtor-async-std --examples
   /usr/bin/python3 benches/loopback/compare.py [--size-mib 1024] [--rounds 1] [--smol]
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,18 +171,20 @@ def main():
         seeder.kill()
         seeder.wait()
 
-    def total(name):
+    def median(name):
+        """The median wall time and CPU seconds of a downloader (robust to one busy moment)."""
         runs = results[name + " <- libtorrent"]
-        return sum(w for w, _ in runs), sum(c for _, c in runs)
+        return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
 
-    tokio = total("fxtor-tokio")
+    print(f"ratios of the medians over {args.rounds} round(s):")
+    tokio = median("fxtor-tokio")
     for name in downloaders:
         if name == "fxtor-tokio":
             continue
         other = total(name)
         print(f"{name} / fxtor-tokio from the same seeder: throughput {tokio[0] / other[0]:.2f}, "
               f"CPU {other[1] / tokio[1]:.2f}")
-    ltr = total("libtorrent")
+    ltr = median("libtorrent")
     print(f"fxtor-tokio / libtorrent from the same seeder: throughput {ltr[0] / tokio[0]:.2f}, "
           f"CPU {tokio[1] / ltr[1]:.2f}")
 
