@@ -181,7 +181,7 @@ def main():
     for name in downloaders:
         if name == "fxtor-tokio":
             continue
-        other = total(name)
+        other = median(name)
         print(f"{name} / fxtor-tokio from the same seeder: throughput {tokio[0] / other[0]:.2f}, "
               f"CPU {other[1] / tokio[1]:.2f}")
     ltr = median("libtorrent")
