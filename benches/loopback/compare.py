@@ -2,11 +2,17 @@
 """Loopback transfer comparison: fxtor against libtorrent, in one run on one machine.
 
 A libtorrent seeder serves a torrent of random data over TCP on 127.0.0.1. Then, one after
-the other, `fxtor download` and a libtorrent leecher fetch it from that same seeder; finally
-`fxtor seed` serves it to `fxtor download` (no libtorrent in the way). For each: wall time,
-throughput and CPU seconds of the downloading process.
+the other, `fxtor download` (fxtor-tokio), fxtor-async-std's `download` example (the same
+flags; under async-std's executor, and under smol's with --smol) and a libtorrent leecher
+fetch it from that same seeder; finally `fxtor seed` serves it to `fxtor download` (no
+libtorrent in the way). For each: wall time, throughput and CPU seconds of the downloading
+process, and the ratios between them. With --rounds N the downloads from libtorrent run N
+times, in turn, so that a busy moment of the machine does not fall on one of them only,
+and the ratios are those of the medians.
 
-  /usr/bin/python3 benches/loopback/compare.py [--size-mib 1024] [--fxtor target/release/fxtor]
+  cargo build --release -p fxtor-tokio -p fxtor-async-std --examples
+  /usr/bin/python3 benches/loopback/compare.py [--size-mib 1024] [--rounds 1] [--smol]
+      [--fxtor target/release/fxtor] [--async-std target/release/examples/download]
 
 Run with Debian's python3 (python3-libtorrent). Only 127.0.0.1 is used.
 """
@@ -14,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,12 +57,20 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def timed_fxtor_download(fxtor, torrent, out, peer):
+def report(results, name, size, wall, cpu):
+    """Keeps a measurement and prints its row at once (a later failure loses nothing)."""
+    results.setdefault(name, []).append((wall, cpu))
+    print(f"| {name} | {wall:.2f} | {size / wall / 1e6:.0f} | {cpu:.2f} | {cpu / (size / (1 << 30)):.2f} |",
+          flush=True)
+
+
+def timed_download(program, torrent, out, peer, env=None):
+    """Runs a download program that takes the flags of `fxtor download`."""
     before = children_cpu()
     start = time.monotonic()
     with tempfile.TemporaryFile() as log:
-        subprocess.run([fxtor, "download", torrent, "-o", out, "--listen", "127.0.0.1:0", "--peer", peer],
-                       check=True, stdout=log, stderr=log)
+        subprocess.run(program + [torrent, "-o", out, "--listen", "127.0.0.1:0", "--peer", peer],
+                       check=True, stdout=log, stderr=log, env=env, timeout=600)
     return time.monotonic() - start, children_cpu() - before
 
 
@@ -91,9 +106,20 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--fxtor", default="target/release/fxtor")
+    p.add_argument("--async-std", default="target/release/examples/download",
+                   help="fxtor-async-std's download example")
+    p.add_argument("--smol", action="store_true", help="also run the example under smol")
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--piece-length", type=int, default=1 << 20)
     args = p.parse_args()
     fxtor = os.path.abspath(args.fxtor)
+    downloaders = {
+        "fxtor-tokio": ([fxtor, "download"], None),
+        "fxtor-async-std": ([os.path.abspath(args.async_std)], dict(os.environ, FXTOR_EXECUTOR="async-std")),
+    }
+    if args.smol:
+        downloaders["fxtor-async-std (smol)"] = ([os.path.abspath(args.async_std)],
+                                                 dict(os.environ, FXTOR_EXECUTOR="smol"))
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
@@ -113,35 +139,54 @@ def main():
             time.sleep(0.05)
         lt_peer = "127.0.0.1:%d" % ses.listen_port()
 
+        print(f"{args.size_mib} MiB v1 torrent, {args.piece_length >> 10} KiB pieces, TCP on 127.0.0.1, "
+              f"{args.rounds} round(s)")
+        print("| downloader <- seeder | wall s | MB/s | CPU s | CPU s per GiB |")
+        print("|---|---|---|---|---|", flush=True)
         results = {}
-        out = os.path.join(tmp, "fxtor-from-lt")
-        results["fxtor <- libtorrent"] = timed_fxtor_download(fxtor, torrent, out, lt_peer)
-        subprocess.run(["rm", "-rf", out])
-        out = os.path.join(tmp, "lt-from-lt")
-        results["libtorrent <- libtorrent"] = timed_lt_download(torrent, out, lt_peer)
-        subprocess.run(["rm", "-rf", out])
+        for _ in range(args.rounds):
+            for name, (program, env) in downloaders.items():
+                out = os.path.join(tmp, "from-lt")
+                report(results, name + " <- libtorrent", size,
+                       *timed_download(program, torrent, out, lt_peer, env))
+                subprocess.run(["rm", "-rf", out])
+            out = os.path.join(tmp, "from-lt")
+            report(results, "libtorrent <- libtorrent", size, *timed_lt_download(torrent, out, lt_peer))
+            subprocess.run(["rm", "-rf", out])
         del h, ses
 
         seeder = subprocess.Popen([fxtor, "seed", torrent, src, "--listen", "127.0.0.1:0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = seeder.stdout.readline()
         fx_peer = line.strip().rsplit(" ", 1)[-1]
-        time.sleep(0.5)
+        # A peer that connects while the seeder still checks its data is turned away, and
+        # `fxtor download` does not call a given peer again: wait for the check.
+        while not line.startswith("checked:"):
+            line = seeder.stdout.readline()
+            if not line:
+                sys.exit("fxtor seed ended before its check did")
         out = os.path.join(tmp, "fxtor-from-fxtor")
-        results["fxtor <- fxtor"] = timed_fxtor_download(fxtor, torrent, out, fx_peer)
+        report(results, "fxtor-tokio <- fxtor-tokio", size,
+               *timed_download([fxtor, "download"], torrent, out, fx_peer))
         seeder.kill()
         seeder.wait()
 
-    mib = size / (1 << 20)
-    print(f"{args.size_mib} MiB v1 torrent, {args.piece_length >> 10} KiB pieces, TCP on 127.0.0.1")
-    print("| downloader <- seeder | wall s | MB/s | CPU s | CPU s per GiB |")
-    print("|---|---|---|---|---|")
-    for name, (wall, cpu) in results.items():
-        print(f"| {name} | {wall:.2f} | {size / wall / 1e6:.0f} | {cpu:.2f} | {cpu / (mib / 1024):.2f} |")
-    fx, ltr = results["fxtor <- libtorrent"], results["libtorrent <- libtorrent"]
-    print(f"throughput ratio fxtor/libtorrent from the same seeder: {ltr[0] / fx[0]:.2f}; "
-          f"CPU ratio: {fx[1] / ltr[1]:.2f}")
+    def median(name):
+        """The median wall time and CPU seconds of a downloader (robust to one busy moment)."""
+        runs = results[name + " <- libtorrent"]
+        return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
 
+    print(f"ratios of the medians over {args.rounds} round(s):")
+    tokio = median("fxtor-tokio")
+    for name in downloaders:
+        if name == "fxtor-tokio":
+            continue
+        other = median(name)
+        print(f"{name} / fxtor-tokio from the same seeder: throughput {tokio[0] / other[0]:.2f}, "
+              f"CPU {other[1] / tokio[1]:.2f}")
+    ltr = median("libtorrent")
+    print(f"fxtor-tokio / libtorrent from the same seeder: throughput {ltr[0] / tokio[0]:.2f}, "
+          f"CPU {tokio[1] / ltr[1]:.2f}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,9 @@
 //!
 //! Exit status: 0 once every wanted byte is verified on disk (with `--seed`, once
 //! interrupted after that), 2 for a malformed input, 1 for any other failure.
+//!
+//! It runs on async-std's executor; with `FXTOR_EXECUTOR=smol` in the environment, on
+//! smol's instead (the session is the same: its tasks run on the adapter's own executor).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,7 +54,15 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match async_std::task::block_on(download(args)) {
+    let outcome = match std::env::var("FXTOR_EXECUTOR").as_deref() {
+        Ok("smol") => smol::block_on(download(args)),
+        Ok("async-std") | Err(_) => async_std::task::block_on(download(args)),
+        Ok(other) => {
+            eprintln!("download: FXTOR_EXECUTOR is async-std or smol, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("download: {e}");

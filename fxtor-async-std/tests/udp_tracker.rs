@@ -3,17 +3,15 @@
 //! event loop, and the `stopped` announce a shutdown waits for. Run under async-std's
 //! executor and under smol's.
 
-mod common;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::*;
 use fxtor_async_std::{AddTorrentParams, Session, SessionSettings, TorrentState};
 use fxtor_proto::tracker::udp::{AddressFamily, UdpRequest, UdpResponse};
 use fxtor_proto::tracker::AnnounceEvent;
+use fxtor_testkit::content::small::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
 

@@ -18,17 +18,17 @@ mod support;
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use fxtor_testkit::libtorrent::{self, seed as lt_seed};
+use fxtor_testkit::{download_command, Running, Swarm};
 use support::*;
 
 const MIB: u64 = 1 << 20;
-const PIECE_LENGTH: &str = "262144";
+const PIECE_LENGTH: u32 = 262_144;
 /// How long any one transfer may take on a busy two-core machine.
 const TRANSFER_LIMIT: Duration = Duration::from_secs(180);
 /// The torrent's name (the directory's name).
@@ -43,61 +43,19 @@ const FILES: [(&str, u64); 4] = [
     ("tiny.txt", 100),
 ];
 
-/// One torrent of the content, made by libtorrent.
-struct Fixture {
-    version: &'static str,
-    torrent: PathBuf,
-}
-
-/// The content (below `root/src/swarm`) and its torrents, made once for every test.
-struct Fixtures {
-    root: PathBuf,
-    torrents: Vec<Fixture>,
-    _dir: tempfile::TempDir,
-}
-
-impl Fixtures {
-    /// The save path holding the content (the torrent named `swarm` is in it).
-    fn src(&self) -> PathBuf {
-        self.root.join("src")
-    }
-}
-
-fn fixtures() -> &'static Fixtures {
-    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+/// The content (below `src/swarm` of a temporary directory) and its v1, v2 and hybrid
+/// torrents made by libtorrent, made once for every test.
+fn fixtures() -> &'static Swarm {
+    static FIXTURES: OnceLock<Swarm> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let root = dir.path().to_path_buf();
-        for (i, (path, size)) in FILES.iter().enumerate() {
-            write_data(
-                &root.join("src").join(NAME).join(path),
-                *size as usize,
-                i as u64 + 11,
-            );
-        }
-        let mut torrents = Vec::new();
-        for version in ["v1", "v2", "hybrid"] {
-            let torrent = root.join(format!("{version}.torrent"));
-            let src = root.join("src").join(NAME);
-            let mut args = vec![
-                "create",
-                src.to_str().unwrap(),
-                torrent.to_str().unwrap(),
-                "--mode",
-                version,
-                "--piece-length",
-                PIECE_LENGTH,
-            ];
-            if version == "v1" {
-                args.push("--canonical");
-            }
-            lt(&args);
-            let info = fxtor_info(torrent.to_str().unwrap());
+        let swarm = Swarm::create(NAME, &FILES, PIECE_LENGTH);
+        for fixture in &swarm.torrents {
+            let info = fxtor_info(fixture.torrent.to_str().unwrap());
             assert_eq!(
                 info["total_size"].as_u64().map(|t| t >= 64 * MIB),
                 Some(true)
             );
-            if version != "v2" {
+            if fixture.version != "v2" {
                 // (v2 torrents pad in memory only; fxtor info lists what the file lists.)
                 let pads = info["files"]
                     .as_array()
@@ -105,31 +63,11 @@ fn fixtures() -> &'static Fixtures {
                     .iter()
                     .filter(|f| f["pad"] == true)
                     .count();
-                assert!(pads >= 3, "{version}: {pads} pad files");
+                assert!(pads >= 3, "{}: {pads} pad files", fixture.version);
             }
-            torrents.push(Fixture { version, torrent });
         }
-        Fixtures {
-            root,
-            torrents,
-            _dir: dir,
-        }
+        swarm
     })
-}
-
-/// libtorrent seeding `torrent` from `save_path`; its port once it has checked its data.
-fn lt_seed(torrent: &Path, save_path: &Path, upload_limit: Option<u64>) -> (Running, SocketAddr) {
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(lt_script()).arg("seed").arg(torrent).arg(save_path);
-    if let Some(limit) = upload_limit {
-        cmd.args(["--upload-limit", &limit.to_string()]);
-    }
-    let seeder = Running::spawn(&mut cmd);
-    let line = seeder.next_line(TRANSFER_LIMIT);
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{}", seeder.output()));
-    assert_eq!(v["state"], "seeding", "{}", seeder.output());
-    let port = v["port"].as_u64().unwrap() as u16;
-    (seeder, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// `fxtor download` of `torrent` into `out` from `peers`.
@@ -139,41 +77,14 @@ fn fxtor_download(
     peers: &[SocketAddr],
     resume: Option<&Path>,
 ) -> Running {
-    let mut cmd = fxtor();
-    cmd.arg("download")
-        .arg(torrent)
-        .arg("-o")
-        .arg(out)
-        .args(["--listen", "127.0.0.1:0"]);
-    for peer in peers {
-        cmd.args(["--peer", &peer.to_string()]);
-    }
-    if let Some(resume) = resume {
-        cmd.arg("--resume").arg(resume);
-    }
-    Running::spawn(&mut cmd)
+    let mut program = fxtor();
+    program.arg("download");
+    Running::spawn(&mut download_command(program, torrent, out, peers, resume))
 }
 
 /// Asserts the files under `save_path/swarm` are the content.
 fn assert_same_content(save_path: &Path, context: &str) {
-    let src = fixtures().src();
-    for (path, size) in FILES {
-        let theirs = std::fs::read(src.join(NAME).join(path)).unwrap();
-        let ours = std::fs::read(save_path.join(NAME).join(path))
-            .unwrap_or_else(|e| panic!("{context}: {path}: {e}"));
-        assert_eq!(
-            ours.len() as u64,
-            size,
-            "{context}: {path} has the wrong size"
-        );
-        if let Some(at) = ours.iter().zip(&theirs).position(|(a, b)| a != b) {
-            panic!("{context}: {path} differs at byte {at}");
-        }
-    }
-    assert!(
-        !save_path.join(NAME).join(".pad").exists(),
-        "{context}: pad files were written"
-    );
+    fixtures().assert_same_content(save_path, context);
 }
 
 /// The `finished: W bytes wanted, D bytes downloaded` line of `fxtor download`: (W, D).
@@ -255,24 +166,11 @@ fn fxtor_seeds_and_libtorrent_downloads() {
             .unwrap_or_else(|| panic!("{context}: {}", seeder.output()));
         assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
         let out = tempfile::tempdir().unwrap();
-        let mut leecher = Running::spawn(
-            Command::new(PYTHON)
-                .arg(lt_script())
-                .arg("download")
-                .arg(&fixture.torrent)
-                .arg(out.path())
-                .args(["--peer", &addr.to_string()])
-                .args(["--timeout", &TRANSFER_LIMIT.as_secs().to_string()]),
-        );
+        let mut leecher =
+            libtorrent::download(&fixture.torrent, out.path(), &[addr], TRANSFER_LIMIT);
         let status =
             leecher.wait_beside(TRANSFER_LIMIT + Duration::from_secs(150), Some(&mut seeder));
-        let report: Value = leecher
-            .stdout
-            .lock()
-            .unwrap()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .unwrap_or(Value::Null);
+        let report = libtorrent::download_report(&leecher);
         assert_eq!(
             status,
             0,
