@@ -39,6 +39,8 @@ pub struct SessionSettings {
     pub send_queue: usize,
     /// Alerts held for a slow consumer before the oldest are dropped.
     pub alert_queue: usize,
+    /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents.
+    pub peer_exchange: bool,
 }
 
 impl Default for SessionSettings {
@@ -55,6 +57,7 @@ impl Default for SessionSettings {
             max_disk_jobs: 8,
             send_queue: 4096,
             alert_queue: 4096,
+            peer_exchange: core.peer_exchange,
         }
     }
 }
@@ -81,6 +84,7 @@ impl SessionSettings {
         config.max_connections_per_torrent = self.max_connections_per_torrent;
         config.max_piece_memory = self.max_piece_memory;
         config.upload_slots = self.upload_slots;
+        config.peer_exchange = self.peer_exchange;
         config.rng_seed = getrandom::u64().map_err(random_error)?;
         Ok(config)
     }

@@ -65,6 +65,7 @@ pub use alert::Alert;
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
+pub use torrent::{PeerSource, PeerSources};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -303,6 +304,22 @@ impl Session {
         Ok(())
     }
 
+    /// Adds peer addresses learnt from `source` (a tracker's reply, the DHT, the user) to
+    /// a torrent's peer list. While the torrent runs and has room for connections, the
+    /// best of its candidates by BEP40 priority are connected to ([`Action::Connect`]);
+    /// the others wait for a free slot. Addresses already known gain the source.
+    pub fn add_peers(
+        &mut self,
+        now: Instant,
+        torrent: TorrentId,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+    ) -> Result<(), SessionError> {
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.add_peers(now, addrs, source, shared);
+        Ok(())
+    }
+
     /// Asks for a piece by a deadline (streaming): it is requested before anything without
     /// one, earliest deadline first, and from several peers once the deadline is near.
     pub fn set_piece_deadline(
@@ -472,7 +489,7 @@ impl Session {
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnectionId) {
         let _ = now;
         if let Some((t, shared)) = self.connection_torrent(conn) {
-            t.handle_connect_failed(conn, shared);
+            t.handle_connect_failed(now, conn, shared);
         }
     }
 

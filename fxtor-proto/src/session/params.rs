@@ -29,6 +29,9 @@ pub struct SessionConfig {
     /// ([`ChokerConfig`](crate::choker::ChokerConfig): `upload_slots - 1` regular slots and
     /// one optimistic slot; 0 unchokes nobody). Default 8.
     pub upload_slots: usize,
+    /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents. Default
+    /// on.
+    pub peer_exchange: bool,
 }
 
 impl SessionConfig {
@@ -42,6 +45,7 @@ impl SessionConfig {
             max_piece_memory: 64 << 20,
             rng_seed: 0,
             upload_slots: 8,
+            peer_exchange: true,
         }
     }
 }

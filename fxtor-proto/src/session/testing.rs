@@ -669,6 +669,9 @@ impl Network {
         let mut config = SessionConfig::new(PeerId::fxtor(random));
         config.listen_port = 6881;
         config.rng_seed = index as u64 ^ salt;
+        // Most scenarios are about a given set of connections; those about finding peers
+        // turn peer exchange on.
+        config.peer_exchange = false;
         config
     }
 

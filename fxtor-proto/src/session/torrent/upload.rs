@@ -111,6 +111,12 @@ impl Torrent {
                     self.totals.moved(now);
                 }
             }
+            DiskResult::Read { .. } | DiskResult::Failed { .. } => {
+                // The piece cannot be read back (the file shrank or went away): it is
+                // lost, and downloaded again.
+                peer.connection.reject_request(now, request);
+                self.lose_piece(now, request.piece, shared);
+            }
             _ => {
                 peer.connection.reject_request(now, request);
             }
