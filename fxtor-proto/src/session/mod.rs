@@ -50,6 +50,8 @@ mod disk;
 #[cfg(test)]
 mod metadata_tests;
 mod params;
+#[cfg(test)]
+mod pex_tests;
 
 mod shared;
 #[cfg(test)]

@@ -1632,6 +1632,16 @@ pub(super) struct PeerUpload {
 
 #[cfg(test)]
 impl Torrent {
+    /// How many peers we know to have `piece`.
+    pub fn availability(&self, piece: PieceIndex) -> Option<u32> {
+        self.meta.as_ref().map(|m| m.picker.availability(piece))
+    }
+
+    /// How the peer list learnt `addr`, if it holds it.
+    pub fn candidate_sources(&self, addr: SocketAddr) -> Option<PeerSources> {
+        self.peer_list.get(&addr).map(|c| c.sources)
+    }
+
     /// Bytes of the pieces held in memory.
     pub fn piece_memory(&self) -> u64 {
         self.meta.as_ref().map_or(0, |m| m.pieces.bytes())

@@ -1,0 +1,138 @@
+//! Finding peers in a simulated swarm: peer exchange (BEP11) brings peers together that
+//! were told only of one another's neighbours; `lt_donthave` withdraws a lost piece.
+
+use core::time::Duration;
+
+use super::testing::{Content, Net};
+use super::*;
+use crate::create::TorrentVersion;
+use crate::PieceIndex;
+
+const KIB: u64 = 1024;
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A network whose nodes exchange peers.
+fn pex_net(nodes: usize) -> Net {
+    let mut net = Net::new();
+    for _ in 0..nodes {
+        let mut config = net.next_config();
+        config.peer_exchange = true;
+        net.add_node_with(config);
+    }
+    net
+}
+
+/// Whether `node`'s torrent `t` finished a handshake with `other`'s listening address.
+fn connected_to(net: &Net, node: usize, t: TorrentId, other: usize) -> bool {
+    let addr = net.nodes[other].addr;
+    net.nodes[node]
+        .saw(|a| matches!(a, Alert::PeerConnected { torrent, addr: at, .. } if *torrent == t && *at == addr))
+}
+
+/// A seeds; B is told of A; C is told of B only.
+fn three_nodes(content: &Content) -> (Net, [TorrentId; 3]) {
+    let mut net = pex_net(3);
+    let a = net.add_seed(0, content);
+    let b = net.add_leecher(1, content, &[0]);
+    assert!(
+        net.run_until(MINUTE, |net| connected_to(net, 1, b, 0)),
+        "B connects to A"
+    );
+    let c = net.add_leecher(2, content, &[1]);
+    (net, [a, b, c])
+}
+
+#[test]
+fn a_peer_learnt_through_pex_is_connected() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 512 * KIB)], 41);
+    let (mut net, [_, _, c]) = three_nodes(&content);
+    let a_addr = net.nodes[0].addr;
+    assert!(
+        net.run_until(MINUTE, |net| connected_to(net, 2, c, 0)),
+        "C learns A from B and connects to it"
+    );
+    let sources = net.nodes[2].session.torrents[&c]
+        .candidate_sources(a_addr)
+        .expect("A is in C's peer list");
+    assert!(sources.contains(PeerSource::Pex), "{sources:?}");
+    assert!(!sources.contains(PeerSource::Manual), "{sources:?}");
+    let alert_sources = net.nodes[2].alerts.iter().find_map(|a| match a {
+        Alert::PeerConnected { addr, sources, .. } if *addr == a_addr => Some(*sources),
+        _ => None,
+    });
+    assert_eq!(alert_sources, Some(sources));
+    // C's first message came soon after the extension handshake, not a minute later.
+    let at = net.nodes[2]
+        .first_time(|a| matches!(a, Alert::PeerConnected { addr, .. } if *addr == a_addr))
+        .unwrap();
+    assert!(at < Instant::ZERO + MINUTE, "{at:?}");
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(2, c, TorrentState::Seeding)));
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[2].store.bytes(c, n).as_deref(),
+        Some(&content.data[..])
+    );
+}
+
+#[test]
+fn no_peer_exchange_on_a_private_torrent() {
+    let content = Content::new_private(TorrentVersion::V1, 16 * 1024, &[("x", 512 * KIB)], 42);
+    let (mut net, [_, _, c]) = three_nodes(&content);
+    net.run_for(3 * MINUTE);
+    assert!(!connected_to(&net, 2, c, 0), "C never hears of A");
+    assert_eq!(
+        net.nodes[2].session.torrents[&c].candidate_sources(net.nodes[0].addr),
+        None
+    );
+    assert!(connected_to(&net, 2, c, 1), "but talks to B");
+}
+
+#[test]
+fn no_peer_exchange_when_the_session_turns_it_off() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 256 * KIB)], 43);
+    let mut net = pex_net(2);
+    let mut config = net.next_config();
+    config.peer_exchange = false;
+    net.add_node_with(config);
+    net.add_seed(0, &content);
+    let b = net.add_leecher(1, &content, &[0]);
+    assert!(net.run_until(MINUTE, |net| connected_to(net, 1, b, 0)));
+    let c = net.add_leecher(2, &content, &[1]);
+    net.run_for(3 * MINUTE);
+    assert!(!connected_to(&net, 2, c, 0));
+}
+
+#[test]
+fn a_lost_piece_is_withdrawn_with_lt_donthave() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 256 * KIB)], 44);
+    let mut net = pex_net(2);
+    let a = net.add_seed(0, &content);
+    let lost = PieceIndex(3);
+    // A believes it has every piece, but piece 3 is gone from its disk.
+    net.nodes[0]
+        .store
+        .torrents
+        .get_mut(&a)
+        .unwrap()
+        .pieces
+        .remove(&lost);
+    let b = net.add_leecher(1, &content, &[0]);
+    let n = content.info.num_pieces();
+    let done = net.run_until(2 * MINUTE, |net| {
+        net.nodes[1].session.status(net.now, b).unwrap().num_have == n - 1
+    });
+    assert!(done, "B gets every piece but the lost one");
+    net.run_for(Duration::from_secs(5));
+    // A no longer seeds, and B knows nobody has piece 3.
+    assert!(net.is_in(0, a, TorrentState::Downloading));
+    let b_torrent = &net.nodes[1].session.torrents[&b];
+    assert_eq!(b_torrent.availability(lost), Some(0));
+    assert_eq!(b_torrent.availability(PieceIndex(0)), Some(1));
+    // B has nothing to want from A any more.
+    let b_at_a = net.nodes[0].session.torrents[&a]
+        .peer_uploads()
+        .into_iter()
+        .find(|p| p.addr.ip() == net.nodes[1].addr.ip())
+        .expect("still connected");
+    assert!(!b_at_a.interested, "{b_at_a:?}");
+}
