@@ -7,7 +7,9 @@
 //!    check passes;
 //! 3. a download killed half way resumes from `--resume` without fetching again what it
 //!    had, and finishes with the right bytes;
-//! 4. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
+//! 4. libtorrent given only a magnet link and `fxtor seed` as its peer fetches the
+//!    metadata from fxtor (BEP9), then the payload, v1 and hybrid;
+//! 5. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
 //!    corrupt the download: its pieces fail their hash checks, an honest seeder supplies
 //!    them, and the files end up right.
 //!
@@ -16,12 +18,11 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -116,115 +117,6 @@ fn fixtures() -> &'static Fixtures {
             _dir: dir,
         }
     })
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Running {
-    child: Child,
-    what: String,
-    lines: mpsc::Receiver<String>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let all = stdout.clone();
-        thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                all.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let all = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                all.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self {
-            child,
-            what,
-            lines,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// What it printed so far, for failure messages.
-    fn output(&self) -> String {
-        format!(
-            "{}\nstdout:\n{}\nstderr:\n{}",
-            self.what,
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// The next line on stdout.
-    fn next_line(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("no line within {limit:?}: {}", self.output()))
-    }
-
-    /// Waits for it to exit; its exit status.
-    fn wait(&mut self, limit: Duration) -> i32 {
-        self.wait_beside(limit, None)
-    }
-
-    /// Waits for it to exit while `partner` (the peer it needs) keeps running.
-    fn wait_beside(&mut self, limit: Duration, mut partner: Option<&mut Running>) -> i32 {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(partner) = partner.as_deref_mut() {
-                assert!(
-                    !partner.has_exited(),
-                    "its peer exited: {}
-waiting: {}",
-                    partner.output(),
-                    self.output()
-                );
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads catch the last output.
-                thread::sleep(Duration::from_millis(100));
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {limit:?}: {}",
-                self.output()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn has_exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// libtorrent seeding `torrent` from `save_path`; its port once it has checked its data.
@@ -558,6 +450,71 @@ fn a_magnet_link_fetches_the_metadata_from_libtorrent() {
         let mut run = fxtor_download(Path::new(&link), out.path(), &[], None);
         let status = run.wait(TRANSFER_LIMIT);
         assert_eq!(status, 0, "{context}: {}", run.output());
+        assert_same_content(out.path(), &context);
+    }
+}
+
+#[test]
+fn libtorrent_fetches_the_metadata_from_fxtor() {
+    if !have_libtorrent() {
+        return;
+    }
+    let f = fixtures();
+    for fixture in f.torrents.iter().filter(|t| t.version != "v2") {
+        let context = format!("{} magnet link to libtorrent", fixture.version);
+        let mut seeder = Running::spawn(
+            fxtor()
+                .arg("seed")
+                .arg(&fixture.torrent)
+                .arg(f.src())
+                .args(["--listen", "127.0.0.1:0"]),
+        );
+        let line = seeder.next_line(TRANSFER_LIMIT);
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("{context}: {}", seeder.output()));
+        let info = fxtor_info(fixture.torrent.to_str().unwrap());
+        let mut link = format!(
+            "magnet:?xt=urn:btih:{}",
+            info["info_hash_v1"].as_str().unwrap()
+        );
+        if let Some(v2) = info["info_hash_v2"].as_str() {
+            link.push_str(&format!("&xt=urn:btmh:1220{v2}"));
+        }
+        let out = tempfile::tempdir().unwrap();
+        let mut leecher = Running::spawn(
+            Command::new(PYTHON)
+                .arg(lt_script())
+                .arg("magnet")
+                .arg(&link)
+                .arg(out.path())
+                .args(["--peer", &addr.to_string()])
+                .args(["--timeout", &TRANSFER_LIMIT.as_secs().to_string()]),
+        );
+        let status =
+            leecher.wait_beside(TRANSFER_LIMIT + Duration::from_secs(150), Some(&mut seeder));
+        let report: Value = leecher
+            .stdout
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            0,
+            "{context}: {}\nseeder: {}",
+            leecher.output(),
+            seeder.output()
+        );
+        assert_eq!(report["finished"], true, "{context}: {report}");
+        assert_eq!(report["check_passed"], true, "{context}: {report}");
+        assert_eq!(
+            report["total_pieces"].as_u64(),
+            info["num_pieces"].as_u64(),
+            "{context}: {report}"
+        );
         assert_same_content(out.path(), &context);
     }
 }

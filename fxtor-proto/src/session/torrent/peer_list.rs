@@ -62,6 +62,15 @@ impl PeerSource {
 }
 
 /// A set of [`PeerSource`]s: every way a peer's address was learnt.
+///
+/// ```
+/// use fxtor_proto::session::{PeerSource, PeerSources};
+///
+/// let mut sources = PeerSources::of(PeerSource::Tracker);
+/// sources.insert(PeerSource::Pex);
+/// assert!(sources.contains(PeerSource::Pex) && !sources.contains(PeerSource::Dht));
+/// assert_eq!(sources.iter().collect::<Vec<_>>(), [PeerSource::Tracker, PeerSource::Pex]);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PeerSources(u8);
 
