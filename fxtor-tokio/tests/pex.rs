@@ -5,6 +5,10 @@
 //! dialled A. fxtor is told of B only. B's `ut_pex` names A; fxtor connects to A, and says
 //! that it learnt A's address through peer exchange. Then it downloads the torrent.
 //!
+//! The other way round: fxtor seeds, libtorrent D dials it and downloads slowly, and
+//! libtorrent L, told of fxtor only, learns D's listen address from fxtor's `ut_pex`
+//! (`lt.py join`) and connects to it: libtorrent reads what fxtor sends.
+//!
 //! libtorrent sends a peer its first `ut_pex` message at its first once-a-second tick
 //! after the extension handshake once it has another peer to name (then at most one a
 //! minute), so this takes seconds, not the minute of the steady-state interval.
@@ -129,5 +133,72 @@ async fn learn_and_connect(mode: &str) {
         let theirs = std::fs::read(dir.path().join("src").join("pexed").join(name)).unwrap();
         assert!(ours == theirs, "{mode}: {name} differs");
     }
+    session.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_learns_a_peer_through_fxtor_pex() {
+    if !have_libtorrent() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = content(dir.path(), "hybrid");
+    let session = Session::new(SessionSettings::listen_on("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let mut params = AddTorrentParams::parse(
+        torrent.to_str().unwrap(),
+        |p| std::fs::read(p),
+        dir.path().join("src"),
+    )
+    .unwrap();
+    params.seed_mode = true;
+    let handle = session.add_torrent(params).await.unwrap();
+    handle
+        .wait_for(|s| s.state == TorrentState::Seeding)
+        .await
+        .unwrap();
+    let fxtor_addr = session.listen_addr().unwrap();
+
+    let join = |save: &str, expect: Option<SocketAddr>| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(lt_script())
+            .arg("join")
+            .arg(&torrent)
+            .arg(dir.path().join(save))
+            .args(["--peer", &fxtor_addr.to_string()]);
+        if let Some(expect) = expect {
+            cmd.args(["--expect", &expect.to_string()]);
+        }
+        Running::spawn(&mut cmd)
+    };
+    let mut downloader = join("d", None);
+    let line = downloader.next_line(TRANSFER_LIMIT);
+    let v: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{}", downloader.output()));
+    let d_addr = SocketAddr::from(([127, 0, 0, 1], v["port"].as_u64().unwrap() as u16));
+
+    let started = Instant::now();
+    let mut learner = join("l", Some(d_addr));
+    let status = learner.wait_beside(PEX_LIMIT + Duration::from_secs(30), Some(&mut downloader));
+    assert_eq!(
+        status,
+        0,
+        "libtorrent did not learn {d_addr} from fxtor: {}\ndownloader: {}",
+        learner.output(),
+        downloader.output()
+    );
+    let report: Value = learner
+        .stdout
+        .lock()
+        .unwrap()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(report["learnt"], d_addr.to_string(), "{report}");
+    eprintln!(
+        "libtorrent learnt {d_addr} through fxtor's PEX within {:?}",
+        started.elapsed()
+    );
     session.shutdown().await.unwrap();
 }

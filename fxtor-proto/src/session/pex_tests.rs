@@ -6,6 +6,7 @@ use core::time::Duration;
 use super::testing::{Content, Net};
 use super::*;
 use crate::create::TorrentVersion;
+use crate::wire::extension::PexFlags;
 use crate::PieceIndex;
 
 const KIB: u64 = 1024;
@@ -61,6 +62,22 @@ fn a_peer_learnt_through_pex_is_connected() {
         _ => None,
     });
     assert_eq!(alert_sources, Some(sources));
+    // B dialled A, a seed: B said so.
+    let flags = net.nodes[2].session.torrents[&c]
+        .candidate_flags(a_addr)
+        .unwrap();
+    assert_eq!(flags, PexFlags::SEED | PexFlags::OUTGOING);
+    // A named B, which dialled it, by the listen port from B's extension handshake.
+    let b_addr = net.nodes[1].addr;
+    assert!(
+        net.run_until(MINUTE, |net| net.nodes[2].session.torrents[&c]
+            .candidate_sources(b_addr)
+            .is_some_and(|s| s.contains(PeerSource::Pex)))
+    );
+    let b_flags = net.nodes[2].session.torrents[&c]
+        .candidate_flags(b_addr)
+        .unwrap();
+    assert!(!b_flags.contains(PexFlags::OUTGOING), "{b_flags:?}");
     // C's first message came soon after the extension handshake, not a minute later.
     let at = net.nodes[2]
         .first_time(|a| matches!(a, Alert::PeerConnected { addr, .. } if *addr == a_addr))

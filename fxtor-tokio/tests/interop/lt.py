@@ -16,10 +16,14 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py magnet LINK SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
         -> as download, from a magnet link: the metadata comes from those peers too
   lt.py pair TORRENT SEED_PATH PEER_PATH [--download-limit BYTES_PER_S]
-        -> two sessions: A seeds from SEED_PATH; B downloads into PEER_PATH (slowly, so it
-           stays a downloader) and dials A. Prints {"seed": "IP:PORT", "peer": "IP:PORT"} on
+        -> two sessions: A seeds from SEED_PATH (peer exchange off for it); B downloads into
+           PEER_PATH (slowly, so it stays a downloader) and dials A. Prints {"seed": "IP:PORT", "peer": "IP:PORT"} on
            one line once B is connected to A, then runs until killed. Peer exchange is on
            (libtorrent's default): B tells its other peers about A.
+  lt.py join TORRENT SAVE_PATH --peer IP:PORT [--download-limit BYTES_PER_S] [--expect IP:PORT]
+        -> downloads slowly from that peer, printing {"port": N} once connected to it. With
+           --expect, exits 0 with JSON once it is connected to the expected address, learnt
+           by peer exchange (1 after --timeout seconds); without, runs until killed.
 
 Sessions that transfer use TCP only (no uTP) and an IP filter that lets in 127.0.0.0/8 only.
 """
@@ -222,7 +226,9 @@ def fetch(ses, h, peer_args, deadline):
 
 def pair(args):
     a = transfer_session()
-    ha = add(a, args.torrent, args.seed_path)
+    # A takes no peers from peer exchange: it only seeds to those that dial it, so a third
+    # peer's connection to A is the one that peer opened.
+    ha = add(a, args.torrent, args.seed_path, lt.torrent_flags.disable_pex)
     deadline = time.time() + 300
     if not wait_checked(a, ha, deadline) or not ha.status().is_seeding:
         sys.exit("pair: A does not seed")
@@ -262,6 +268,38 @@ def pair(args):
                     print("%s: %s" % (name, alert.message()), file=sys.stderr, flush=True)
 
 
+def join(args):
+    ses = transfer_session()
+    ses.apply_settings({"allow_multiple_connections_per_ip": True})
+    h = add(ses, args.torrent, args.save_path)
+    h.set_download_limit(args.download_limit)
+    deadline = time.time() + args.timeout
+    wait_checked(ses, h, deadline)
+    ip, port = args.peer.rsplit(":", 1)
+    peer = (ip, int(port))
+    announced = False
+    dialled_at = 0
+    while True:
+        infos = h.get_peer_info()
+        connected = any(p.ip == peer for p in infos)
+        if not connected and time.time() - dialled_at > 5:
+            h.connect_peer(peer)
+            dialled_at = time.time()
+        if connected and not announced:
+            print(json.dumps({"port": ses.listen_port()}), flush=True)
+            announced = True
+        for p in infos:
+            if args.expect and "%s:%d" % p.ip == args.expect and p.source & lt.peer_info.pex:
+                print(json.dumps({"learnt": args.expect, "source": int(p.source)}), flush=True)
+                sys.exit(0)
+        if (args.expect or not announced) and time.time() > deadline:
+            print(json.dumps({"learnt": None, "peers": ["%s:%d" % p.ip for p in infos]}),
+                  flush=True)
+            sys.exit(1)
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -297,9 +335,16 @@ def main():
     r.add_argument("seed_path")
     r.add_argument("peer_path")
     r.add_argument("--download-limit", type=int, default=16384)
+    j = sub.add_parser("join")
+    j.add_argument("torrent")
+    j.add_argument("save_path")
+    j.add_argument("--peer", required=True)
+    j.add_argument("--download-limit", type=int, default=16384)
+    j.add_argument("--expect")
+    j.add_argument("--timeout", type=float, default=60)
     args = p.parse_args()
     {"create": create, "info": info, "check": check, "seed": seed, "download": download,
-     "magnet": magnet, "pair": pair}[args.cmd](args)
+     "magnet": magnet, "pair": pair, "join": join}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1642,6 +1642,11 @@ impl Torrent {
         self.peer_list.get(&addr).map(|c| c.sources)
     }
 
+    /// What peer exchange said of `addr`, if the peer list holds it.
+    pub fn candidate_flags(&self, addr: SocketAddr) -> Option<PexFlags> {
+        self.peer_list.get(&addr).map(|c| c.flags)
+    }
+
     /// Bytes of the pieces held in memory.
     pub fn piece_memory(&self) -> u64 {
         self.meta.as_ref().map_or(0, |m| m.pieces.bytes())
