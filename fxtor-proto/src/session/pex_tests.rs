@@ -1,6 +1,7 @@
 //! Finding peers in a simulated swarm: peer exchange (BEP11) brings peers together that
 //! were told only of one another's neighbours; `lt_donthave` withdraws a lost piece.
 
+use core::net::SocketAddr;
 use core::time::Duration;
 
 use super::testing::{Content, Net};
@@ -105,6 +106,34 @@ fn no_peer_exchange_on_a_private_torrent() {
 }
 
 #[test]
+fn the_extension_handshake_offers_ut_pex_on_public_torrents_only() {
+    for private in [false, true] {
+        let content = if private {
+            Content::new_private(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 45)
+        } else {
+            Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 45)
+        };
+        let mut net = pex_net(2);
+        net.add_seed(0, &content);
+        let b = net.add_leecher(1, &content, &[0]);
+        assert!(
+            net.run_until(MINUTE, |net| net.nodes[1].session.torrents[&b]
+                .peer_extension_id(net.nodes[0].addr.ip(), "lt_donthave")
+                .is_some())
+        );
+        let torrent = &net.nodes[1].session.torrents[&b];
+        let id = |name| torrent.peer_extension_id(net.nodes[0].addr.ip(), name);
+        assert_eq!(
+            id("ut_pex"),
+            Some(if private { 0 } else { 1 }),
+            "private: {private}"
+        );
+        assert_eq!(id("lt_donthave"), Some(3));
+        assert_eq!(id("ut_metadata"), Some(2));
+    }
+}
+
+#[test]
 fn no_peer_exchange_when_the_session_turns_it_off() {
     let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 256 * KIB)], 43);
     let mut net = pex_net(2);
@@ -152,4 +181,64 @@ fn a_lost_piece_is_withdrawn_with_lt_donthave() {
         .find(|p| p.addr.ip() == net.nodes[1].addr.ip())
         .expect("still connected");
     assert!(!b_at_a.interested, "{b_at_a:?}");
+}
+
+#[test]
+fn tracker_peers_wait_for_a_free_slot() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 46);
+    let mut net = Net::new();
+    let mut config = net.next_config();
+    config.max_connections_per_torrent = 2;
+    let node = net.add_node_with(config);
+    for _ in 1..6 {
+        // Seeds that never unchoke: the connections stay.
+        let mut config = net.next_config();
+        config.upload_slots = 0;
+        let seed = net.add_node_with(config);
+        net.add_seed(seed, &content);
+    }
+    let torrent = net.add_leecher(node, &content, &[]);
+    let addrs: Vec<SocketAddr> = (1..6).map(|i| net.nodes[i].addr).collect();
+    net.with(node, |s, now| {
+        s.add_peers(now, torrent, addrs.clone(), PeerSource::Tracker)
+            .unwrap()
+    });
+    net.run_for(Duration::from_secs(2));
+    let connected = |net: &Net| -> Vec<SocketAddr> {
+        addrs
+            .iter()
+            .copied()
+            .filter(|a| {
+                net.nodes[node].session.torrents[&torrent]
+                    .peer_uploads()
+                    .iter()
+                    .any(|p| p.addr == *a)
+            })
+            .collect()
+    };
+    let first = connected(&net);
+    assert_eq!(first.len(), 2, "{first:?}");
+    for addr in &addrs {
+        let sources = net.nodes[node].session.torrents[&torrent]
+            .candidate_sources(*addr)
+            .unwrap();
+        assert_eq!(sources, PeerSources::of(PeerSource::Tracker));
+    }
+    // One of them leaves: its slot goes to a candidate not tried yet.
+    let gone = addrs.iter().position(|a| *a == first[0]).unwrap() + 1;
+    net.with(gone, |s, now| s.remove_torrent(now, TorrentId(0)).unwrap());
+    net.run_for(Duration::from_secs(2));
+    let now_connected = connected(&net);
+    assert_eq!(now_connected.len(), 2, "{now_connected:?}");
+    assert!(now_connected.contains(&first[1]));
+    assert!(!now_connected.contains(&first[0]));
+    assert!(matches!(
+        net.with(node, |s, now| s.add_peers(
+            now,
+            TorrentId(9),
+            [],
+            PeerSource::Dht
+        )),
+        Err(SessionError::UnknownTorrent(TorrentId(9)))
+    ));
 }

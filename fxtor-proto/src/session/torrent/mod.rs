@@ -1280,7 +1280,8 @@ impl Torrent {
     }
 
     /// Acts on every event of the touched peers, rechokes if due, and queues the peers'
-    /// bytes, until nothing is left to do.
+    /// bytes, until nothing is left to do; then dials candidates if slots were freed or
+    /// candidates added.
     fn flush(&mut self, now: Instant, shared: &mut Shared) {
         loop {
             while let Some(key) = self.dirty.pop() {
@@ -1293,15 +1294,15 @@ impl Torrent {
                 continue;
             }
             if !std::mem::take(&mut self.refill) {
-                if self.connect_due {
-                    self.connect_more(shared);
-                }
                 break;
             }
             self.refill_hungry(now, shared);
             if self.dirty.is_empty() {
                 break;
             }
+        }
+        if self.connect_due {
+            self.connect_more(shared);
         }
     }
 
@@ -1640,6 +1641,21 @@ impl Torrent {
     /// How the peer list learnt `addr`, if it holds it.
     pub fn candidate_sources(&self, addr: SocketAddr) -> Option<PeerSources> {
         self.peer_list.get(&addr).map(|c| c.sources)
+    }
+
+    /// The id an established peer at `ip` gave extension `name` in its handshake's `m`
+    /// (0: withdrawn).
+    pub fn peer_extension_id(&self, ip: core::net::IpAddr, name: &str) -> Option<u8> {
+        self.peers
+            .values()
+            .filter(|p| p.established && p.addr.ip() == ip)
+            .find_map(|p| {
+                p.connection
+                    .remote_extensions()?
+                    .extensions
+                    .get(name)
+                    .copied()
+            })
     }
 
     /// What peer exchange said of `addr`, if the peer list holds it.
