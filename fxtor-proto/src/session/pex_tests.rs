@@ -242,3 +242,49 @@ fn tracker_peers_wait_for_a_free_slot() {
         Err(SessionError::UnknownTorrent(TorrentId(9)))
     ));
 }
+
+#[test]
+fn an_unreachable_candidate_is_retried_later_and_later_then_forgotten() {
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 64 * KIB)], 47);
+    let mut net = Net::new();
+    let node = net.add_node();
+    let seed = net.add_node();
+    net.add_seed(seed, &content);
+    let torrent = net.add_leecher(node, &content, &[]);
+    let dead: SocketAddr = "10.9.9.9:6881".parse().unwrap();
+    let seed_addr = net.nodes[seed].addr;
+    net.with(node, |s, now| {
+        s.add_peers(now, torrent, [dead, seed_addr], PeerSource::Tracker)
+            .unwrap()
+    });
+    let failures = |net: &Net| {
+        net.nodes[node]
+            .alerts
+            .iter()
+            .filter(|a| matches!(a, Alert::PeerDisconnected { addr, .. } if *addr == dead))
+            .count()
+    };
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(failures(&net), 1);
+    assert!(
+        connected_to(&net, node, torrent, seed),
+        "the other candidate is used"
+    );
+    // Retried after 30 s, then 60 s, 120 s, 240 s: five attempts in all, then forgotten.
+    let mut seen = Vec::new();
+    for _ in 0..500 {
+        net.run_for(Duration::from_secs(1));
+        seen.push(failures(&net));
+    }
+    let first_at = |n: usize| seen.iter().position(|&f| f >= n).map(|s| s + 1);
+    let at: Vec<Option<usize>> = (2..=6).map(first_at).collect();
+    assert_eq!(
+        at,
+        [Some(30), Some(90), Some(210), Some(450), None],
+        "{seen:?}"
+    );
+    assert_eq!(
+        net.nodes[node].session.torrents[&torrent].candidate_sources(dead),
+        None
+    );
+}

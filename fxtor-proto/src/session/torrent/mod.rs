@@ -1038,6 +1038,8 @@ impl Torrent {
             addr,
             reason: "the connection could not be established".to_owned(),
         });
+        // Another candidate takes the slot.
+        self.flush(now, shared);
     }
 
     pub fn handle_received(
@@ -1077,7 +1079,6 @@ impl Torrent {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId, shared: &mut Shared) {
         if self.connecting.contains_key(&conn) {
             self.handle_connect_failed(now, conn, shared);
-            self.flush(now, shared);
             return;
         }
         let Some(&key) = self.by_conn.get(&conn) else {
