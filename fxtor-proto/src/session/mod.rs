@@ -35,12 +35,20 @@
 //! - Uploads are read from disk on request, a bounded number of reads and of unsent bytes
 //!   per peer at a time; up to [`SessionConfig::upload_slots`] interested peers are
 //!   unchoked, the fastest first, one slot rotating.
+//! - Each torrent keeps a bounded list of candidate peers ([`Session::add_peers`] with a
+//!   [`PeerSource`]; peer exchange adds to it) and dials the best by BEP40 canonical
+//!   priority while it has room, backing off from addresses that fail. Peer exchange
+//!   (BEP11, off for private torrents and with [`SessionConfig::peer_exchange`] off) tells
+//!   each peer whom else we are connected to at most once a minute, and `lt_donthave`
+//!   withdraws a piece that cannot be read back from disk.
 //! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
 //!   the same outputs.
 //!
 //! # Cost
 //!
 //! Per block received or served: a few ordered-map operations, no copy of its data.
+//! Choosing peers to dial sorts the candidates (at most 4,000 per torrent); a full peer
+//! list looks at every candidate to forget the worst.
 //! Per verified piece: a `have` to every peer. [`Session::poll_timeout`] and
 //! [`Session::handle_timeout`] look at every connection; [`Session::status`] and
 //! [`Session::prioritize_files`] at every piece.

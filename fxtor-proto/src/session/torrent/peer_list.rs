@@ -522,6 +522,51 @@ mod tests {
         assert_eq!(list.add(b, PeerSource::Pex, PexFlags::NONE), Added::Refused);
     }
 
+    /// The rests agree with the candidates' `retry_after`.
+    fn consistent(list: &PeerList) -> bool {
+        let from_candidates: BTreeSet<(Instant, SocketAddr)> = list
+            .candidates
+            .iter()
+            .filter_map(|(a, c)| c.retry_after.map(|at| (at, *a)))
+            .collect();
+        from_candidates == list.resting
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_sequence_keeps_the_bound_and_the_rests(
+            ops in proptest::collection::vec((0u8..8, 0u8..24, 0u64..600), 0..300),
+        ) {
+            let mut list = PeerList::new(10);
+            list.set_our_address(addr("10.0.0.100:6881"));
+            for (op, peer, secs) in ops {
+                let p = SocketAddr::from(([10, 0, peer % 3, peer], 6881));
+                let now = at(secs);
+                match op {
+                    0 | 1 => {
+                        list.add(p, PeerSource::ALL[usize::from(peer) % 5], PexFlags(peer));
+                    }
+                    2 => list.set_connected(p),
+                    3 => list.connect_failed(now, p),
+                    4 => list.disconnected(now, p, peer % 2 == 0),
+                    5 => {
+                        list.handle_timeout(now);
+                    }
+                    6 => list.ban(p),
+                    _ => list.end_rests(),
+                }
+                proptest::prop_assert!(list.len() <= 10);
+                proptest::prop_assert!(consistent(&list));
+                let chosen = list.to_connect(usize::from(peer), peer % 2 == 0);
+                proptest::prop_assert!(chosen.len() <= usize::from(peer));
+                for c in &chosen {
+                    let c = list.get(c).unwrap();
+                    proptest::prop_assert!(!c.connected && !c.banned && c.retry_after.is_none());
+                }
+            }
+        }
+    }
+
     #[test]
     fn bounded_under_a_flood() {
         let mut list = PeerList::default();
