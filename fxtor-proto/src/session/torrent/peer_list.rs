@@ -252,6 +252,20 @@ impl PeerList {
         }
     }
 
+    /// Forgets the candidates learnt from `source` alone that are not connected.
+    pub fn forget_learnt_only_from(&mut self, source: PeerSource) {
+        let only = PeerSources::of(source);
+        let gone: Vec<SocketAddr> = self
+            .candidates
+            .iter()
+            .filter(|(_, c)| c.sources == only && !c.connected)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in gone {
+            self.remove(&addr);
+        }
+    }
+
     /// A connection to `addr` is being opened (or was accepted).
     pub fn set_connected(&mut self, addr: SocketAddr) {
         self.set_resting(addr, None);
@@ -420,6 +434,24 @@ mod tests {
             list.add(addr("10.0.0.1:0"), PeerSource::Pex, PexFlags::NONE),
             Added::Refused
         );
+    }
+
+    #[test]
+    fn candidates_of_one_source_can_be_forgotten() {
+        let mut list = PeerList::new(10);
+        let pex_only = addr("10.0.0.1:1");
+        let both = addr("10.0.0.2:1");
+        let connected = addr("10.0.0.3:1");
+        list.add(pex_only, PeerSource::Pex, PexFlags::NONE);
+        list.add(both, PeerSource::Pex, PexFlags::NONE);
+        list.add(both, PeerSource::Tracker, PexFlags::NONE);
+        list.add(connected, PeerSource::Pex, PexFlags::NONE);
+        list.set_connected(connected);
+        list.connect_failed(at(0), pex_only);
+        list.forget_learnt_only_from(PeerSource::Pex);
+        assert!(list.get(&pex_only).is_none());
+        assert!(list.get(&both).is_some() && list.get(&connected).is_some());
+        assert_eq!(list.poll_timeout(), None);
     }
 
     #[test]

@@ -162,6 +162,14 @@ impl Torrent {
         self.peer_exchange && !self.meta.as_ref().is_some_and(|m| m.info.is_private())
     }
 
+    /// The metadata arrived: if it says private, the addresses peer exchange taught us
+    /// while it was unknown are forgotten (BEP27: peers come from the trackers only).
+    pub(super) fn pex_on_metadata(&mut self) {
+        if !self.pex_allowed() {
+            self.peer_list.forget_learnt_only_from(PeerSource::Pex);
+        }
+    }
+
     /// A peer's extension handshake arrived: it does `ut_pex` or not.
     pub(super) fn pex_on_extended_handshake(&mut self, now: Instant, key: PeerKey) {
         let allowed = self.pex_allowed();
