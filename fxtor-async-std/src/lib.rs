@@ -51,5 +51,6 @@ pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
 pub use fxtor_proto::session::{
-    Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus, TrackerEntry,
+    Alert, PeerSource, PeerSources, TorrentId, TorrentSource, TorrentState, TorrentStatus,
+    TrackerEntry,
 };

@@ -46,6 +46,8 @@ pub struct SessionSettings {
     pub http_timeout: Duration,
     /// How long shutting down waits for the trackers to answer the `stopped` announces.
     pub stop_announce_timeout: Duration,
+    /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents.
+    pub peer_exchange: bool,
 }
 
 impl Default for SessionSettings {
@@ -65,6 +67,7 @@ impl Default for SessionSettings {
             extra_root_certificates: Vec::new(),
             http_timeout: Duration::from_secs(30),
             stop_announce_timeout: core.stop_announce_timeout,
+            peer_exchange: core.peer_exchange,
         }
     }
 }
@@ -92,6 +95,7 @@ impl SessionSettings {
         config.max_piece_memory = self.max_piece_memory;
         config.upload_slots = self.upload_slots;
         config.stop_announce_timeout = self.stop_announce_timeout;
+        config.peer_exchange = self.peer_exchange;
         config.rng_seed = getrandom::u64().map_err(random_error)?;
         Ok(config)
     }

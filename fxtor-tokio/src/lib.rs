@@ -44,5 +44,6 @@ pub type TorrentHandle = fxtor_io::session::TorrentHandle<Tokio>;
 pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
 pub use fxtor_proto::session::{
-    Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus, TrackerEntry,
+    Alert, PeerSource, PeerSources, TorrentId, TorrentSource, TorrentState, TorrentStatus,
+    TrackerEntry,
 };

@@ -7,7 +7,9 @@
 //!    check passes;
 //! 3. a download killed half way resumes from `--resume` without fetching again what it
 //!    had, and finishes with the right bytes;
-//! 4. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
+//! 4. libtorrent given only a magnet link and `fxtor seed` as its peer fetches the
+//!    metadata from fxtor (BEP9), then the payload, v1 and hybrid;
+//! 5. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
 //!    corrupt the download: its pieces fail their hash checks, an honest seeder supplies
 //!    them, and the files end up right.
 //!
@@ -19,12 +21,14 @@ mod support;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use fxtor_testkit::libtorrent::{self, seed as lt_seed};
 use fxtor_testkit::{download_command, Running, Swarm};
+use serde_json::Value;
 use support::*;
 
 const MIB: u64 = 1 << 20;
@@ -346,6 +350,71 @@ fn a_magnet_link_fetches_the_metadata_from_libtorrent() {
         let mut run = fxtor_download(Path::new(&link), out.path(), &[], None);
         let status = run.wait(TRANSFER_LIMIT);
         assert_eq!(status, 0, "{context}: {}", run.output());
+        assert_same_content(out.path(), &context);
+    }
+}
+
+#[test]
+fn libtorrent_fetches_the_metadata_from_fxtor() {
+    if !have_libtorrent() {
+        return;
+    }
+    let f = fixtures();
+    for fixture in f.torrents.iter().filter(|t| t.version != "v2") {
+        let context = format!("{} magnet link to libtorrent", fixture.version);
+        let mut seeder = Running::spawn(
+            fxtor()
+                .arg("seed")
+                .arg(&fixture.torrent)
+                .arg(f.src())
+                .args(["--listen", "127.0.0.1:0"]),
+        );
+        let line = seeder.next_line(TRANSFER_LIMIT);
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("{context}: {}", seeder.output()));
+        let info = fxtor_info(fixture.torrent.to_str().unwrap());
+        let mut link = format!(
+            "magnet:?xt=urn:btih:{}",
+            info["info_hash_v1"].as_str().unwrap()
+        );
+        if let Some(v2) = info["info_hash_v2"].as_str() {
+            link.push_str(&format!("&xt=urn:btmh:1220{v2}"));
+        }
+        let out = tempfile::tempdir().unwrap();
+        let mut leecher = Running::spawn(
+            Command::new(PYTHON)
+                .arg(lt_script())
+                .arg("magnet")
+                .arg(&link)
+                .arg(out.path())
+                .args(["--peer", &addr.to_string()])
+                .args(["--timeout", &TRANSFER_LIMIT.as_secs().to_string()]),
+        );
+        let status =
+            leecher.wait_beside(TRANSFER_LIMIT + Duration::from_secs(150), Some(&mut seeder));
+        let report: Value = leecher
+            .stdout
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            0,
+            "{context}: {}\nseeder: {}",
+            leecher.output(),
+            seeder.output()
+        );
+        assert_eq!(report["finished"], true, "{context}: {report}");
+        assert_eq!(report["check_passed"], true, "{context}: {report}");
+        assert_eq!(
+            report["total_pieces"].as_u64(),
+            info["num_pieces"].as_u64(),
+            "{context}: {report}"
+        );
         assert_same_content(out.path(), &context);
     }
 }

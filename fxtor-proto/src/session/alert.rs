@@ -1,6 +1,6 @@
 use core::net::SocketAddr;
 
-use super::{ConnectionId, TorrentId, TorrentState};
+use super::{ConnectionId, PeerSources, TorrentId, TorrentState};
 use crate::{InfoHashes, PieceIndex};
 
 /// What happened, for the application: libtorrent's alerts, spelled as one enum.
@@ -74,6 +74,9 @@ pub enum Alert {
         addr: SocketAddr,
         /// The client, as its peer id says.
         client: Option<String>,
+        /// How its address was learnt (none for a peer that dialled us and has not told
+        /// its listen port).
+        sources: PeerSources,
     },
     /// A peer connection ended.
     PeerDisconnected {

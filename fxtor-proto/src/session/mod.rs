@@ -41,15 +41,23 @@
 //!   unchoked, the fastest first, one slot rotating.
 //! - Each torrent announces to its trackers (BEP3, 12, 15, 23; a hybrid with both
 //!   identifiers) while it may have peers: `started`, `completed` when its download
-//!   finishes, `stopped` on pause, error and removal; peers from the answers are dialled.
+//!   finishes, `stopped` on pause, error and removal; peers from the answers join its peer list.
 //!   HTTP requests and name resolution are the driver's (actions); UDP trackers run here
 //!   over the session's datagrams. See `trackers` for the details.
+//! - Each torrent keeps a bounded list of candidate peers ([`Session::add_peers`] with a
+//!   [`PeerSource`]; peer exchange adds to it) and dials the best by BEP40 canonical
+//!   priority while it has room, backing off from addresses that fail. Peer exchange
+//!   (BEP11, off for private torrents and with [`SessionConfig::peer_exchange`] off) tells
+//!   each peer whom else we are connected to at most once a minute, and `lt_donthave`
+//!   withdraws a piece that cannot be read back from disk.
 //! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
 //!   the same outputs.
 //!
 //! # Cost
 //!
 //! Per block received or served: a few ordered-map operations, no copy of its data.
+//! Choosing peers to dial sorts the candidates (at most 4,000 per torrent); a full peer
+//! list looks at every candidate to forget the worst.
 //! Per verified piece: a `have` to every peer. [`Session::poll_timeout`] and
 //! [`Session::handle_timeout`] look at every connection; [`Session::status`] and
 //! [`Session::prioritize_files`] at every piece.
@@ -59,6 +67,8 @@ mod disk;
 #[cfg(test)]
 mod metadata_tests;
 mod params;
+#[cfg(test)]
+mod pex_tests;
 
 mod shared;
 #[cfg(test)]
@@ -79,6 +89,7 @@ pub use alert::Alert;
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
+pub use torrent::{PeerSource, PeerSources};
 pub use trackers::{
     Datagram, DatagramKind, HttpRequestId, ResolveId, TrackerEntry, MAX_STOPPING, RESOLVE_CACHE_TTL,
 };
@@ -342,6 +353,22 @@ impl Session {
         Ok(())
     }
 
+    /// Adds peer addresses learnt from `source` (a tracker's reply, the DHT, the user) to
+    /// a torrent's peer list. While the torrent runs and has room for connections, the
+    /// best of its candidates by BEP40 priority are connected to ([`Action::Connect`]);
+    /// the others wait for a free slot. Addresses already known gain the source.
+    pub fn add_peers(
+        &mut self,
+        now: Instant,
+        torrent: TorrentId,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+    ) -> Result<(), SessionError> {
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.add_peers(now, addrs, source, shared);
+        Ok(())
+    }
+
     /// Asks for a piece by a deadline (streaming): it is requested before anything without
     /// one, earliest deadline first, and from several peers once the deadline is near.
     pub fn set_piece_deadline(
@@ -546,7 +573,7 @@ impl Session {
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnectionId) {
         let _ = now;
         if let Some((t, shared)) = self.connection_torrent(conn) {
-            t.handle_connect_failed(conn, shared);
+            t.handle_connect_failed(now, conn, shared);
         }
     }
 

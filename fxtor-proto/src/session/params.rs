@@ -38,6 +38,9 @@ pub struct SessionConfig {
     /// How long a removed torrent waits for its trackers to answer its `stopped`
     /// announces (5 s) before it is forgotten.
     pub stop_announce_timeout: Duration,
+    /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents. Default
+    /// on.
+    pub peer_exchange: bool,
 }
 
 impl SessionConfig {
@@ -54,6 +57,7 @@ impl SessionConfig {
             announcer: AnnouncerConfig::default(),
             udp_tracker: UdpTrackerConfig::default(),
             stop_announce_timeout: Duration::from_secs(5),
+            peer_exchange: true,
         }
     }
 }

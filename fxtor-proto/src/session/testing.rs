@@ -57,8 +57,31 @@ impl Content {
         files: &[(&str, u64)],
         seed: u64,
     ) -> Self {
+        Self::build(version, piece_length, files, seed, false)
+    }
+
+    /// As [`new`](Self::new), for a private torrent (BEP27).
+    pub fn new_private(
+        version: TorrentVersion,
+        piece_length: u32,
+        files: &[(&str, u64)],
+        seed: u64,
+    ) -> Self {
+        Self::build(version, piece_length, files, seed, true)
+    }
+
+    fn build(
+        version: TorrentVersion,
+        piece_length: u32,
+        files: &[(&str, u64)],
+        seed: u64,
+        private: bool,
+    ) -> Self {
         let mut builder = TorrentBuilder::multi_file("content");
-        builder.set_version(version).set_piece_length(piece_length);
+        builder
+            .set_version(version)
+            .set_piece_length(piece_length)
+            .set_private(private);
         for (path, size) in files {
             builder.add_file(path.split('/').map(str::to_owned).collect(), *size);
         }
@@ -674,6 +697,9 @@ impl Network {
         let mut config = SessionConfig::new(PeerId::fxtor(random));
         config.listen_port = 6881;
         config.rng_seed = index as u64 ^ salt;
+        // Most scenarios are about a given set of connections; those about finding peers
+        // turn peer exchange on.
+        config.peer_exchange = false;
         config
     }
 

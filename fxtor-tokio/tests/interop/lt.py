@@ -13,6 +13,17 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py download TORRENT SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
         -> downloads from those peers only, re-checks the data when finished, prints JSON
            and exits 0 if every piece is there (1 otherwise, or after --timeout seconds)
+  lt.py magnet LINK SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
+        -> as download, from a magnet link: the metadata comes from those peers too
+  lt.py pair TORRENT SEED_PATH PEER_PATH [--download-limit BYTES_PER_S]
+        -> two sessions: A seeds from SEED_PATH (peer exchange off for it); B downloads into
+           PEER_PATH (slowly, so it stays a downloader) and dials A. Prints {"seed": "IP:PORT", "peer": "IP:PORT"} on
+           one line once B is connected to A, then runs until killed. Peer exchange is on
+           (libtorrent's default): B tells its other peers about A.
+  lt.py join TORRENT SAVE_PATH --peer IP:PORT [--download-limit BYTES_PER_S] [--expect IP:PORT]
+        -> downloads slowly from that peer, printing {"port": N} once connected to it. With
+           --expect, exits 0 with JSON once it is connected to the expected address, learnt
+           by peer exchange (1 after --timeout seconds); without, runs until killed.
 
 Sessions that transfer use TCP only (no uTP) and an IP filter that lets in 127.0.0.0/8 only.
 """
@@ -165,7 +176,22 @@ def download(args):
     h = add(ses, args.torrent, args.save_path)
     deadline = time.time() + args.timeout
     wait_checked(ses, h, deadline)
-    peers = [(p.rsplit(":", 1)[0].strip("[]"), int(p.rsplit(":", 1)[1])) for p in args.peer]
+    fetch(ses, h, args.peer, deadline)
+
+
+def magnet(args):
+    ses = transfer_session()
+    atp = lt.parse_magnet_uri(args.link)
+    atp.save_path = args.save_path
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    h = ses.add_torrent(atp)
+    fetch(ses, h, args.peer, time.time() + args.timeout)
+
+
+def fetch(ses, h, peer_args, deadline):
+    """Downloads from the peers `peer_args` (IP:PORT) only, re-checks, prints JSON, exits."""
+    peers = [(p.rsplit(":", 1)[0].strip("[]"), int(p.rsplit(":", 1)[1])) for p in peer_args]
     connected_at = 0
     while time.time() < deadline:
         s = h.status()
@@ -188,16 +214,94 @@ def download(args):
         time.sleep(0.2)
         checked = wait_checked(ses, h, deadline + 120)
     s = h.status()
+    ti = h.torrent_file()
+    total = ti.num_pieces() if ti is not None else None
     result = {
         "finished": finished,
-        "check_passed": checked and s.num_pieces == h.torrent_file().num_pieces(),
+        "check_passed": checked and s.num_pieces == total,
         "num_pieces": s.num_pieces,
-        "total_pieces": h.torrent_file().num_pieces(),
+        "total_pieces": total,
         "downloaded": downloaded,
         "error": s.errc.message() if s.errc.value() != 0 else None,
     }
     print(json.dumps(result), flush=True)
     sys.exit(0 if result["finished"] and result["check_passed"] else 1)
+
+
+def pair(args):
+    a = transfer_session()
+    # A takes no peers from peer exchange: it only seeds to those that dial it, so a third
+    # peer's connection to A is the one that peer opened.
+    ha = add(a, args.torrent, args.seed_path, lt.torrent_flags.disable_pex)
+    deadline = time.time() + 300
+    if not wait_checked(a, ha, deadline) or not ha.status().is_seeding:
+        sys.exit("pair: A does not seed")
+    b = transfer_session()
+    hb = add(b, args.torrent, args.peer_path)
+    hb.set_download_limit(args.download_limit)
+    wait_checked(b, hb, deadline)
+    for ses in (a, b):
+        ses.apply_settings({
+            # Every peer here is on 127.0.0.1: without this, a second one is taken for a
+            # duplicate of the first and disconnected.
+            "allow_multiple_connections_per_ip": True,
+            # Connections and disconnections go to stderr, for a failing test to show.
+            "alert_mask": lt.alert.category_t.status_notification
+            | lt.alert.category_t.error_notification
+            | lt.alert.category_t.peer_notification,
+        })
+    seed = ("127.0.0.1", a.listen_port())
+    announced = False
+    dialled_at = 0
+    while True:
+        if not any(p.ip == seed for p in hb.get_peer_info()):
+            if time.time() - dialled_at > 5:
+                hb.connect_peer(seed)
+                dialled_at = time.time()
+        elif not announced:
+            print(json.dumps({"seed": "127.0.0.1:%d" % a.listen_port(),
+                              "peer": "127.0.0.1:%d" % b.listen_port()}), flush=True)
+            announced = True
+        if not announced and time.time() > deadline:
+            sys.exit("pair: B never connected to A")
+        for name, ses in (("A", a), ("B", b)):
+            ses.wait_for_alert(100)
+            for alert in ses.pop_alerts():
+                if alert.what() in ("peer_connect", "peer_disconnected", "peer_error",
+                                    "incoming_connection", "peer_blocked"):
+                    print("%s: %s" % (name, alert.message()), file=sys.stderr, flush=True)
+
+
+def join(args):
+    ses = transfer_session()
+    ses.apply_settings({"allow_multiple_connections_per_ip": True})
+    h = add(ses, args.torrent, args.save_path)
+    h.set_download_limit(args.download_limit)
+    deadline = time.time() + args.timeout
+    wait_checked(ses, h, deadline)
+    ip, port = args.peer.rsplit(":", 1)
+    peer = (ip, int(port))
+    announced = False
+    dialled_at = 0
+    while True:
+        infos = h.get_peer_info()
+        connected = any(p.ip == peer for p in infos)
+        if not connected and time.time() - dialled_at > 5:
+            h.connect_peer(peer)
+            dialled_at = time.time()
+        if connected and not announced:
+            print(json.dumps({"port": ses.listen_port()}), flush=True)
+            announced = True
+        for p in infos:
+            if args.expect and "%s:%d" % p.ip == args.expect and p.source & lt.peer_info.pex:
+                print(json.dumps({"learnt": args.expect, "source": int(p.source)}), flush=True)
+                sys.exit(0)
+        if (args.expect or not announced) and time.time() > deadline:
+            print(json.dumps({"learnt": None, "peers": ["%s:%d" % p.ip for p in infos]}),
+                  flush=True)
+            sys.exit(1)
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
 
 
 def main():
@@ -227,8 +331,26 @@ def main():
     d.add_argument("save_path")
     d.add_argument("--peer", action="append", required=True)
     d.add_argument("--timeout", type=float, default=300)
+    m = sub.add_parser("magnet")
+    m.add_argument("link")
+    m.add_argument("save_path")
+    m.add_argument("--peer", action="append", required=True)
+    m.add_argument("--timeout", type=float, default=300)
+    r = sub.add_parser("pair")
+    r.add_argument("torrent")
+    r.add_argument("seed_path")
+    r.add_argument("peer_path")
+    r.add_argument("--download-limit", type=int, default=16384)
+    j = sub.add_parser("join")
+    j.add_argument("torrent")
+    j.add_argument("save_path")
+    j.add_argument("--peer", required=True)
+    j.add_argument("--download-limit", type=int, default=16384)
+    j.add_argument("--expect")
+    j.add_argument("--timeout", type=float, default=60)
     args = p.parse_args()
-    {"create": create, "info": info, "check": check, "seed": seed, "download": download}[args.cmd](args)
+    {"create": create, "info": info, "check": check, "seed": seed, "download": download,
+     "magnet": magnet, "pair": pair, "join": join}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -416,7 +416,7 @@ impl Torrent {
             return;
         }
         self.trust.forget(addr);
-        self.known_peers.retain(|a| *a != addr);
+        self.peer_list.ban(addr);
         let victims: Vec<crate::picker::PeerKey> = self
             .peers
             .iter()

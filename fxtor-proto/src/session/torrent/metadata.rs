@@ -542,6 +542,7 @@ impl Torrent {
             self.fail(now, error, shared);
             return;
         }
+        self.pex_on_metadata();
         let handshake = self.extended_handshake(shared);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for &key in &keys {

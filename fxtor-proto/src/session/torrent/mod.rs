@@ -15,6 +15,8 @@
 //! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
 //! - [`trackers`]: the torrent's announcer, following its state.
+//! - [`peer_list`]: the addresses to connect to, chosen by [`peer_priority`] (BEP40).
+//! - [`pex`]: peer exchange (BEP11); [`donthave`]: withdrawn pieces (`lt_donthave`).
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
 //! arrives: its connections run without a geometry, their availability is recorded as
@@ -24,11 +26,16 @@
 
 mod assembly;
 mod checking;
+mod donthave;
 mod download;
 mod metadata;
+mod peer_list;
+mod peer_priority;
+mod pex;
 
 #[cfg(test)]
 pub(super) use metadata::TestServing;
+pub use peer_list::{PeerSource, PeerSources};
 mod peer;
 mod trackers;
 mod trust;
@@ -57,13 +64,16 @@ use crate::picker::{piece_priorities_from_files, PeerKey, PiecePicker, Priority}
 use crate::resume::ResumeData;
 use crate::time::Instant;
 use crate::verify::PieceCheck;
-use crate::wire::extension::{ExtendedHandshake, MAX_METADATA_SIZE, UT_METADATA};
+use crate::wire::extension::{
+    ExtendedHandshake, PexFlags, LT_DONTHAVE, MAX_METADATA_SIZE, UT_METADATA, UT_PEX,
+};
 use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
 use checking::Checking;
 use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
+use peer_list::PeerList;
 use trackers::Trackers;
 use trust::Trust;
 
@@ -72,9 +82,6 @@ const CLIENT: &str = concat!("fxtor ", env!("CARGO_PKG_VERSION"));
 
 /// How often [`Alert::Stats`] is posted while data moves.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The most peer addresses a torrent remembers to (re)connect to.
-const MAX_KNOWN_PEERS: usize = 1000;
 
 /// A disk job in flight, by what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,8 +205,14 @@ pub(super) struct Torrent {
     connecting: BTreeMap<ConnectionId, SocketAddr>,
     /// The addresses of `peers` and `connecting`.
     addrs: BTreeSet<SocketAddr>,
-    /// Where to connect when the torrent starts or resumes.
-    known_peers: BTreeSet<SocketAddr>,
+    /// Where to connect: every address learnt, and how connecting to it went.
+    peer_list: PeerList,
+    /// Candidates were added or slots freed: look for peers to connect to.
+    connect_due: bool,
+    /// Every connection is being closed: connect to no one meanwhile.
+    closing: bool,
+    /// Peer exchange is allowed by the session's settings.
+    peer_exchange: bool,
     banned: BTreeSet<SocketAddr>,
     trust: Trust,
     next_key: u32,
@@ -316,7 +329,10 @@ impl Torrent {
             by_conn: BTreeMap::new(),
             connecting: BTreeMap::new(),
             addrs: BTreeSet::new(),
-            known_peers: BTreeSet::new(),
+            peer_list: PeerList::default(),
+            connect_due: false,
+            closing: false,
+            peer_exchange: shared.config.peer_exchange,
             banned: BTreeSet::new(),
             trust: Trust::default(),
             next_key: 0,
@@ -331,7 +347,7 @@ impl Torrent {
             test_serving: metadata::TestServing::Honest,
         };
         for addr in known {
-            torrent.remember(addr);
+            torrent.remember(addr, PeerSource::Manual);
         }
 
         let file_priorities = match (&resume, file_priorities.is_empty()) {
@@ -507,7 +523,8 @@ impl Torrent {
             TorrentState::CheckingFiles => self.issue_checks(now, shared),
             _ => {
                 self.create_empty_files(shared);
-                self.connect_known(shared);
+                self.peer_list.end_rests();
+                self.connect_more(shared);
             }
         }
         self.flush(now, shared);
@@ -588,12 +605,13 @@ impl Torrent {
 
     /// Closes every connection before the torrent is dropped.
     pub fn remove(&mut self, now: Instant, shared: &mut Shared) {
+        self.closing = true;
         self.disconnect_all(now, "the torrent was removed", shared);
         self.jobs.clear();
     }
 
     pub fn connect(&mut self, now: Instant, addr: SocketAddr, shared: &mut Shared) {
-        self.remember(addr);
+        self.remember(addr, PeerSource::Manual);
         if self.is_active() {
             self.try_connect(addr, shared);
         }
@@ -824,15 +842,49 @@ impl Torrent {
 
     // ----- connections -----
 
-    fn remember(&mut self, addr: SocketAddr) {
-        if self.known_peers.len() < MAX_KNOWN_PEERS {
-            self.known_peers.insert(addr);
-        }
+    fn remember(&mut self, addr: SocketAddr, source: PeerSource) -> bool {
+        self.peer_list.add(addr, source, PexFlags::NONE) == peer_list::Added::New
     }
 
-    fn connect_known(&mut self, shared: &mut Shared) {
-        let known: Vec<SocketAddr> = self.known_peers.iter().copied().collect();
-        for addr in known {
+    /// Adds addresses learnt from `source` to the peer list and connects to the best ones
+    /// while there is room.
+    pub fn add_peers(
+        &mut self,
+        now: Instant,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+        shared: &mut Shared,
+    ) {
+        for addr in addrs {
+            if !Self::is_self(addr, shared) && self.remember(addr, source) {
+                self.connect_due = true;
+            }
+        }
+        self.flush(now, shared);
+    }
+
+    /// Connects to the best candidates of the peer list while there is room.
+    fn connect_more(&mut self, shared: &mut Shared) {
+        self.connect_due = false;
+        if !self.is_active() || self.closing {
+            return;
+        }
+        let room = shared
+            .config
+            .max_connections_per_torrent
+            .saturating_sub(self.addrs.len())
+            .min(
+                shared
+                    .config
+                    .max_connections
+                    .saturating_sub(shared.routes.len()),
+            );
+        let we_seed = self.state == TorrentState::Seeding;
+        // Some candidates may turn out to be refused (banned, ourselves): ask for more.
+        for addr in self.peer_list.to_connect(room.saturating_mul(2), we_seed) {
+            if !self.has_room(shared) {
+                break;
+            }
             self.try_connect(addr, shared);
         }
     }
@@ -851,14 +903,18 @@ impl Torrent {
     /// Opens a connection to `addr` unless it is banned, already connected, ourselves, or
     /// over a limit.
     fn try_connect(&mut self, addr: SocketAddr, shared: &mut Shared) {
-        if addr.port() == 0
-            || self.banned.contains(&addr)
-            || self.addrs.contains(&addr)
-            || Self::is_self(addr, shared)
-            || !self.has_room(shared)
-        {
+        if self.banned.contains(&addr) {
+            self.peer_list.ban(addr);
             return;
         }
+        if Self::is_self(addr, shared) {
+            self.peer_list.remove(&addr);
+            return;
+        }
+        if addr.port() == 0 || self.addrs.contains(&addr) || !self.has_room(shared) {
+            return;
+        }
+        self.peer_list.set_connected(addr);
         let conn = shared.connection_id();
         shared.routes.insert(conn, Route::Torrent(self.id));
         self.connecting.insert(conn, addr);
@@ -940,6 +996,16 @@ impl Torrent {
         handshake
             .extensions
             .insert(UT_METADATA.to_owned(), metadata::UT_METADATA_ID);
+        // A private torrent withdraws `ut_pex` (id 0) in case a magnet link offered it.
+        let pex_id = if self.pex_allowed() {
+            pex::UT_PEX_ID
+        } else {
+            0
+        };
+        handshake.extensions.insert(UT_PEX.to_owned(), pex_id);
+        handshake
+            .extensions
+            .insert(LT_DONTHAVE.to_owned(), donthave::LT_DONTHAVE_ID);
         handshake.metadata_size = self
             .meta
             .as_ref()
@@ -966,11 +1032,13 @@ impl Torrent {
         self.flush(now, shared);
     }
 
-    pub fn handle_connect_failed(&mut self, conn: ConnectionId, shared: &mut Shared) {
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnectionId, shared: &mut Shared) {
         let Some(addr) = self.connecting.remove(&conn) else {
             return;
         };
         self.addrs.remove(&addr);
+        self.peer_list.connect_failed(now, addr);
+        self.connect_due = true;
         shared.routes.remove(&conn);
         shared.alert(Alert::PeerDisconnected {
             torrent: Some(self.id),
@@ -978,6 +1046,8 @@ impl Torrent {
             addr,
             reason: "the connection could not be established".to_owned(),
         });
+        // Another candidate takes the slot.
+        self.flush(now, shared);
     }
 
     pub fn handle_received(
@@ -1016,7 +1086,7 @@ impl Torrent {
 
     pub fn handle_closed(&mut self, now: Instant, conn: ConnectionId, shared: &mut Shared) {
         if self.connecting.contains_key(&conn) {
-            self.handle_connect_failed(conn, shared);
+            self.handle_connect_failed(now, conn, shared);
             return;
         }
         let Some(&key) = self.by_conn.get(&conn) else {
@@ -1040,8 +1110,10 @@ impl Torrent {
 
     /// Closes every connection, pending ones included.
     fn disconnect_all(&mut self, now: Instant, reason: &'static str, shared: &mut Shared) {
+        let closing = std::mem::replace(&mut self.closing, true);
         for (conn, addr) in std::mem::take(&mut self.connecting) {
             self.addrs.remove(&addr);
+            self.peer_list.disconnected(now, addr, false);
             shared.routes.remove(&conn);
             shared.actions.push_back(Action::Close { conn });
             shared.alert(Alert::PeerDisconnected {
@@ -1056,6 +1128,7 @@ impl Torrent {
             self.close_peer(now, key, reason);
         }
         self.flush(now, shared);
+        self.closing = closing;
     }
 
     /// Once we seed, peers that seed too have nothing to exchange with us.
@@ -1141,11 +1214,22 @@ impl Torrent {
             .is_none()
             .then(|| self.fetch.poll_timeout())
             .flatten();
-        let trackers = self.trackers_poll_timeout();
-        [peers, rechoke, self.totals.next_report, fetch, trackers]
-            .into_iter()
-            .flatten()
-            .min()
+        let retry = self
+            .is_active()
+            .then(|| self.peer_list.poll_timeout())
+            .flatten();
+        [
+            peers,
+            rechoke,
+            self.totals.next_report,
+            fetch,
+            retry,
+            self.pex_poll_timeout(),
+            self.trackers_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, shared: &mut Shared) {
@@ -1169,6 +1253,10 @@ impl Torrent {
             self.request_metadata(now);
         }
         self.trackers_timeout(now, shared);
+        if self.is_active() && self.peer_list.handle_timeout(now) {
+            self.connect_due = true;
+        }
+        self.pex_handle_timeout(now);
         self.flush(now, shared);
     }
 
@@ -1203,7 +1291,8 @@ impl Torrent {
     }
 
     /// Acts on every event of the touched peers, rechokes if due, and queues the peers'
-    /// bytes, until nothing is left to do.
+    /// bytes, until nothing is left to do; then dials candidates if slots were freed or
+    /// candidates added.
     fn flush(&mut self, now: Instant, shared: &mut Shared) {
         loop {
             while let Some(key) = self.dirty.pop() {
@@ -1222,6 +1311,9 @@ impl Torrent {
             if self.dirty.is_empty() {
                 break;
             }
+        }
+        if self.connect_due {
+            self.connect_more(shared);
         }
     }
 
@@ -1280,9 +1372,19 @@ impl Torrent {
                 self.on_upload_request(now, key, request, shared)
             }
             PeerEvent::UploadCancelled(request) => self.on_upload_cancelled(key, request),
-            PeerEvent::ExtendedHandshake(_) => self.on_extended_handshake(now, key),
+            PeerEvent::ExtendedHandshake(_) => {
+                self.learn_listen_addr(key, shared);
+                self.on_extended_handshake(now, key);
+                self.pex_on_extended_handshake(now, key);
+            }
             PeerEvent::Extended { id, payload } if id == metadata::UT_METADATA_ID => {
                 self.on_metadata_message(now, key, &payload, shared)
+            }
+            PeerEvent::Extended { id, payload } if id == pex::UT_PEX_ID => {
+                self.on_pex_message(now, key, &payload, shared)
+            }
+            PeerEvent::Extended { id, payload } if id == donthave::LT_DONTHAVE_ID => {
+                self.on_donthave_message(now, key, &payload)
             }
             // BEP52 hash transfers plug in here.
             PeerEvent::Extended { .. }
@@ -1295,7 +1397,7 @@ impl Torrent {
                 }
             }
             PeerEvent::Closed(reason) => {
-                self.on_closed(key, reason, shared);
+                self.on_closed(now, key, reason, shared);
                 self.fetch.remove_source(key);
                 self.request_metadata(now);
             }
@@ -1335,6 +1437,13 @@ impl Torrent {
             return;
         };
         peer.established = true;
+        if let Some(listen) = peer.listen_addr {
+            self.peer_list.handshake_done(listen);
+        }
+        let sources = peer
+            .listen_addr
+            .and_then(|a| self.peer_list.get(&a))
+            .map_or(PeerSources::NONE, |c| c.sources);
         let client = peer_id.client().map(|c| {
             if c.version.is_empty() {
                 c.name.to_owned()
@@ -1347,13 +1456,15 @@ impl Torrent {
             conn: peer.conn,
             addr: peer.addr,
             client,
+            sources,
         });
     }
 
-    fn on_closed(&mut self, key: PeerKey, reason: CloseReason, shared: &mut Shared) {
+    fn on_closed(&mut self, now: Instant, key: PeerKey, reason: CloseReason, shared: &mut Shared) {
         let Some(peer) = self.peers.remove(&key) else {
             return;
         };
+        self.forget_connection(now, &peer);
         self.by_conn.remove(&peer.conn);
         self.addrs.remove(&peer.addr);
         self.hungry.remove(&key);
@@ -1388,6 +1499,49 @@ impl Torrent {
 }
 
 impl Torrent {
+    /// A peer's extension handshake arrived: a peer that dialled us may have told its
+    /// listen port, which makes it a candidate of its own (marked connected); a peer we
+    /// dialled may have told us our address, which ranks the candidates (BEP40).
+    fn learn_listen_addr(&mut self, key: PeerKey, shared: &Shared) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(hs) = peer.connection.remote_extensions() else {
+            return;
+        };
+        if peer.connection.direction() == crate::peer::Direction::Outgoing {
+            if let Some(ip) = hs.your_ip {
+                let port = shared.config.listen_port;
+                self.peer_list.set_our_address(SocketAddr::new(ip, port));
+            }
+            return;
+        }
+        let listen = hs
+            .listen_port
+            .filter(|&p| p != 0)
+            .map(|p| SocketAddr::new(peer.addr.ip(), p));
+        if peer.listen_addr.is_some() || listen.is_none() {
+            return;
+        }
+        peer.listen_addr = listen;
+        if let Some(listen) = listen {
+            self.peer_list
+                .add(listen, PeerSource::Incoming, PexFlags::NONE);
+            self.peer_list.set_connected(listen);
+            self.peer_list.handshake_done(listen);
+        }
+    }
+
+    /// A peer's connection is gone: its candidate may be dialled again after a while.
+    fn forget_connection(&mut self, now: Instant, peer: &Peer) {
+        let num_pieces = self.meta.as_ref().map_or(0, |m| m.picker.num_pieces());
+        if let Some(listen) = peer.listen_addr {
+            self.peer_list
+                .disconnected(now, listen, peer.have.is_seed(num_pieces));
+        }
+        self.connect_due = true;
+    }
+
     /// A connection turned out to go from us to us. Outgoing, its address is ours. Incoming
     /// (the side that sees the handshake first), the outgoing end is one of our connections
     /// still handshaking with a peer at the same IP address: those addresses are ours.
@@ -1409,7 +1563,7 @@ impl Torrent {
         }
         for addr in ours {
             shared.self_addrs.insert(addr);
-            self.known_peers.remove(&addr);
+            self.peer_list.remove(&addr);
         }
     }
 }
@@ -1490,6 +1644,36 @@ pub(super) struct PeerUpload {
 
 #[cfg(test)]
 impl Torrent {
+    /// How many peers we know to have `piece`.
+    pub fn availability(&self, piece: PieceIndex) -> Option<u32> {
+        self.meta.as_ref().map(|m| m.picker.availability(piece))
+    }
+
+    /// How the peer list learnt `addr`, if it holds it.
+    pub fn candidate_sources(&self, addr: SocketAddr) -> Option<PeerSources> {
+        self.peer_list.get(&addr).map(|c| c.sources)
+    }
+
+    /// The id an established peer at `ip` gave extension `name` in its handshake's `m`
+    /// (0: withdrawn).
+    pub fn peer_extension_id(&self, ip: core::net::IpAddr, name: &str) -> Option<u8> {
+        self.peers
+            .values()
+            .filter(|p| p.established && p.addr.ip() == ip)
+            .find_map(|p| {
+                p.connection
+                    .remote_extensions()?
+                    .extensions
+                    .get(name)
+                    .copied()
+            })
+    }
+
+    /// What peer exchange said of `addr`, if the peer list holds it.
+    pub fn candidate_flags(&self, addr: SocketAddr) -> Option<PexFlags> {
+        self.peer_list.get(&addr).map(|c| c.flags)
+    }
+
     /// Bytes of the pieces held in memory.
     pub fn piece_memory(&self) -> u64 {
         self.meta.as_ref().map_or(0, |m| m.pieces.bytes())

@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 use core::net::SocketAddr;
 
-use crate::peer::PeerConnection;
+use super::pex::PeerPex;
+use crate::peer::{Direction, PeerConnection};
 use crate::session::ConnectionId;
 use crate::time::Instant;
 use crate::wire::BlockRequest;
@@ -75,6 +76,38 @@ impl PeerHave {
         }
     }
 
+    /// Withdraws `piece` (an `lt_donthave`). A peer that had every piece becomes one with
+    /// all of `num_pieces` but this one, in a bitfield of `len` bytes. Returns whether the
+    /// peer had the piece.
+    pub fn remove(&mut self, piece: PieceIndex, num_pieces: u32, len: usize) -> bool {
+        if piece.0 >= num_pieces {
+            return false;
+        }
+        match self {
+            PeerHave::Nothing => false,
+            PeerHave::All => {
+                let mut bits = BytesMut::zeroed(len);
+                for p in 0..num_pieces {
+                    set_bit(&mut bits, PieceIndex(p));
+                }
+                clear_bit(&mut bits, piece);
+                *self = PeerHave::Pieces {
+                    bits,
+                    count: num_pieces - 1,
+                };
+                true
+            }
+            PeerHave::Pieces { bits, count } => {
+                if !bit(bits, piece) {
+                    return false;
+                }
+                clear_bit(bits, piece);
+                *count = count.saturating_sub(1);
+                true
+            }
+        }
+    }
+
     /// Whether the peer has all `num_pieces` pieces.
     pub fn is_seed(&self, num_pieces: u32) -> bool {
         match self {
@@ -95,6 +128,13 @@ fn set_bit(bits: &mut [u8], piece: PieceIndex) {
     let i = piece.get();
     if let Some(b) = bits.get_mut(i / 8) {
         *b |= 0x80 >> (i % 8);
+    }
+}
+
+fn clear_bit(bits: &mut [u8], piece: PieceIndex) {
+    let i = piece.get();
+    if let Some(b) = bits.get_mut(i / 8) {
+        *b &= !(0x80 >> (i % 8));
     }
 }
 
@@ -159,6 +199,11 @@ pub(super) struct Peer {
     pub connected_at: Instant,
     /// `ut_metadata` requests we answered with data.
     pub metadata_served: u32,
+    /// The address it takes connections on: the one we dialled, or for a peer that dialled
+    /// us, its IP with the listen port of its extension handshake (once known).
+    pub listen_addr: Option<SocketAddr>,
+    /// Peer exchange with it.
+    pub pex: PeerPex,
 }
 
 impl Peer {
@@ -171,7 +216,6 @@ impl Peer {
         Self {
             conn,
             addr,
-            connection,
             have: PeerHave::Nothing,
             wanted: 0,
             established: false,
@@ -181,6 +225,9 @@ impl Peer {
             unsent: 0,
             connected_at: now,
             metadata_served: 0,
+            listen_addr: (connection.direction() == Direction::Outgoing).then_some(addr),
+            connection,
+            pex: PeerPex::default(),
         }
     }
 }
@@ -208,6 +255,24 @@ mod tests {
         }
         assert!(!have.is_seed(10));
         assert!(PeerHave::All.is_seed(10));
+    }
+
+    #[test]
+    fn donthave_withdraws_a_piece() {
+        let mut have = PeerHave::All;
+        assert!(have.remove(PieceIndex(3), 10, 2));
+        assert!(!have.contains(PieceIndex(3)) && have.contains(PieceIndex(9)));
+        assert!(!have.is_seed(10));
+        assert!(!have.remove(PieceIndex(3), 10, 2));
+        assert!(!have.remove(PieceIndex(10), 10, 2), "out of range");
+        match &have {
+            PeerHave::Pieces { bits, count } => {
+                assert_eq!(&bits[..], &[0xef, 0xc0]);
+                assert_eq!(*count, 9);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!PeerHave::Nothing.remove(PieceIndex(0), 10, 2));
     }
 
     #[test]

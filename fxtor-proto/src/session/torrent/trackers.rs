@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use core::net::SocketAddr;
 
-use super::Torrent;
+use super::{PeerSource, Torrent};
 use crate::session::shared::Shared;
 use crate::session::trackers::{Stopping, TrackerEntry, UdpResult};
 use crate::session::{Alert, TorrentId, TorrentSource, TorrentState};
@@ -313,20 +313,15 @@ impl Torrent {
         }
     }
 
-    /// Peers a tracker gave: remembered, and connected to if the torrent runs.
+    /// Peers a tracker gave join the peer list (and are dialled, best first, while the
+    /// torrent runs and has room).
     fn add_tracker_peers(
         &mut self,
         now: Instant,
         peers: impl Iterator<Item = SocketAddr>,
         shared: &mut Shared,
     ) {
-        for addr in peers {
-            self.remember(addr);
-            if self.is_active() {
-                self.try_connect(addr, shared);
-            }
-        }
-        self.flush(now, shared);
+        self.add_peers(now, peers, PeerSource::Tracker, shared);
     }
 
     /// The figures announces carry: payload moved in this session, bytes still missing.

@@ -114,9 +114,12 @@ impl Torrent {
         };
         peer.uploads.reads = peer.uploads.reads.saturating_sub(1);
         peer.uploads.reading_bytes = peer.uploads.reading_bytes.saturating_sub(run.len as usize);
-        let data = match result {
-            DiskResult::Read { data, .. } if data.len() == run.len as usize => Some(data),
-            _ => None,
+        // A read that fails or comes back short means the piece cannot be read back (the
+        // file shrank or went away): it is lost, and downloaded again.
+        let (data, lost) = match result {
+            DiskResult::Read { data, .. } if data.len() == run.len as usize => (Some(data), false),
+            DiskResult::Read { .. } | DiskResult::Failed { .. } => (None, true),
+            _ => (None, false),
         };
         for request in run.requests() {
             let start = (request.offset - run.offset) as usize;
@@ -138,6 +141,9 @@ impl Torrent {
                     peer.connection.reject_request(now, request);
                 }
             }
+        }
+        if lost {
+            self.lose_piece(now, run.piece, shared);
         }
         self.touch(key);
         self.pump_uploads(key, shared);
