@@ -310,3 +310,61 @@ fn a_magnets_select_only_downloads_just_those_files() {
     );
     assert_eq!(finished.len(), 3);
 }
+
+/// A v2 torrent whose files span several pieces, one of them more than a chunk of 512
+/// piece hashes.
+fn v2_multi_piece(seed: u64) -> Content {
+    Content::new(
+        TorrentVersion::V2,
+        16 * 1024,
+        &[("a", 100 * KIB), ("big", 600 * 16 * KIB + 100), ("c", 5 * KIB)],
+        seed,
+    )
+}
+
+#[test]
+fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
+    let content = v2_multi_piece(10);
+    assert!(!content.info.files().iter().all(|(f, _)| !content.info.needs_piece_layer(f)));
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    let mut net = Net::new();
+    let seeds: Vec<usize> = (0..2).map(|_| net.add_node()).collect();
+    for &s in &seeds {
+        net.add_seed(s, &content);
+    }
+    let node = net.add_node();
+    let torrent = add_magnet(&mut net, node, &content, MagnetLink::new(InfoHashes::v2(v2)), &seeds);
+    completes(&mut net, node, torrent, &content);
+    let asked: u64 = seeds
+        .iter()
+        .map(|&s| net.wire(node, s).count(crate::wire::MessageId::HashRequest))
+        .sum();
+    let answered: u64 = seeds
+        .iter()
+        .map(|&s| net.wire(s, node).count(crate::wire::MessageId::Hashes))
+        .sum();
+    // a: 1 chunk; big: 601 pieces in 2 chunks; c needs none.
+    assert_eq!((asked, answered), (3, 3));
+    let info = net.nodes[node].session.torrent_info(torrent).unwrap();
+    assert!(info.has_piece_layers());
+
+    // The layers are in the resume data: a restart asks for none.
+    let resume = net.nodes[node].session.save_resume_data(torrent).unwrap();
+    let data = ResumeData::from_bytes(&resume).unwrap();
+    assert_eq!(data.piece_layers.len(), 2);
+    let again = net.add_node();
+    let mut params = AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(
+        InfoHashes::v2(v2),
+    )));
+    params.resume_data = Some(resume);
+    params.peers = vec![net.nodes[seeds[0]].addr];
+    let restarted = net.add_torrent(again, params, &content, []);
+    let info = net.nodes[again].session.torrent_info(restarted).unwrap();
+    assert!(info.has_piece_layers(), "layers restored from resume data");
+    net.run_for(MINUTE);
+    assert_eq!(
+        net.wire(again, seeds[0])
+            .count(crate::wire::MessageId::HashRequest),
+        0
+    );
+}

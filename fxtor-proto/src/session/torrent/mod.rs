@@ -14,6 +14,7 @@
 //! - [`assembly`]: the pieces held in memory.
 //! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
+//! - [`hashes`]: BEP52 hash requests: fetching missing v2 piece layers, serving ours.
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
 //! arrives: its connections run without a geometry, their availability is recorded as
@@ -24,6 +25,7 @@
 mod assembly;
 mod checking;
 mod download;
+mod hashes;
 mod metadata;
 
 #[cfg(test)]
@@ -61,6 +63,7 @@ use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
 use checking::Checking;
+use hashes::{HashServer, LayerFetch};
 use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
 use trust::Trust;
@@ -95,6 +98,8 @@ struct Metadata {
     /// Bytes of pad files in each piece that has any: they count as neither wanted nor
     /// done in the status, as the user sees only real files.
     pad_bytes: BTreeMap<u32, u32>,
+    /// The v2 piece layers being fetched from peers.
+    layers: LayerFetch,
 }
 
 /// The bytes of pad files in each piece that holds some.
@@ -123,6 +128,7 @@ impl Metadata {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             pad_bytes: pad_bytes_per_piece(&info),
+            layers: LayerFetch::new(&info),
             info,
             geometry,
             picker,
@@ -211,6 +217,11 @@ pub(super) struct Torrent {
     jobs: BTreeMap<DiskJobId, Job>,
     choker: Choker,
     totals: Totals,
+    /// Answers peers' hash requests.
+    hash_server: HashServer,
+    /// The metadata came without (all) its v2 piece layers: the ones fetched are kept in
+    /// resume data.
+    layers_from_peers: bool,
     /// How metadata requests are answered (tests only).
     #[cfg(test)]
     pub test_serving: metadata::TestServing,
@@ -280,6 +291,13 @@ impl Torrent {
             }
         }
         known.extend(peers);
+        let layers_from_peers = from_magnet || info.as_ref().is_some_and(|i| !i.has_piece_layers());
+        if let (Some(info), Some(resume)) = (&mut info, &resume) {
+            if !resume.piece_layers.is_empty() {
+                hashes::restore_layers(Arc::make_mut(info), resume)
+                    .map_err(SessionError::InvalidResumeData)?;
+            }
+        }
 
         let mut error = None;
         let meta = match info {
@@ -321,6 +339,8 @@ impl Torrent {
             jobs: BTreeMap::new(),
             choker: Self::new_choker(shared),
             totals: Totals::default(),
+            hash_server: HashServer::default(),
+            layers_from_peers,
             #[cfg(test)]
             test_serving: metadata::TestServing::Honest,
         };
@@ -412,15 +432,6 @@ impl Torrent {
             meta.picker.we_have_bitfield(&resume.pieces);
         } else if !skip_check {
             meta.checking = Some(Checking::default());
-        }
-        let all_checkable =
-            (0..meta.picker.num_pieces()).all(|p| piece_check(&meta.info, PieceIndex(p)).is_some());
-        if !seed_mode && !all_checkable {
-            self.error = Some(
-                "the torrent lacks v2 piece layers, and fetching them from peers is not \
-                 supported yet"
-                    .to_owned(),
-            );
         }
     }
 
@@ -810,6 +821,9 @@ impl Torrent {
             if self.from_magnet {
                 data.info = Some(meta.info.info_bytes().clone());
             }
+            if self.layers_from_peers {
+                data.piece_layers = hashes::layers_for_resume(&meta.info);
+            }
         }
         data
     }
@@ -1133,7 +1147,8 @@ impl Torrent {
             .is_none()
             .then(|| self.fetch.poll_timeout())
             .flatten();
-        [peers, rechoke, self.totals.next_report, fetch]
+        let hashes = self.hashes_poll_timeout();
+        [peers, rechoke, self.totals.next_report, fetch, hashes]
             .into_iter()
             .flatten()
             .min()
@@ -1159,6 +1174,7 @@ impl Torrent {
             self.fetch.handle_timeout(now);
             self.request_metadata(now);
         }
+        self.hashes_handle_timeout(now);
         self.flush(now, shared);
     }
 
@@ -1203,6 +1219,10 @@ impl Torrent {
                 // A rechoke moves the next one past `now`; the peers it touched are
                 // drained on the next turn.
                 self.rechoke(now);
+                continue;
+            }
+            self.request_hashes(now);
+            if !self.dirty.is_empty() {
                 continue;
             }
             if !std::mem::take(&mut self.refill) {
@@ -1274,16 +1294,10 @@ impl Torrent {
             PeerEvent::Extended { id, payload } if id == metadata::UT_METADATA_ID => {
                 self.on_metadata_message(now, key, &payload, shared)
             }
-            // BEP52 hash transfers plug in here.
-            PeerEvent::Extended { .. }
-            | PeerEvent::Port(_)
-            | PeerEvent::Hashes(_)
-            | PeerEvent::HashReject(_) => {}
-            PeerEvent::HashRequest(request) => {
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.connection.send_hash_reject(now, request);
-                }
-            }
+            PeerEvent::Extended { .. } | PeerEvent::Port(_) => {}
+            PeerEvent::Hashes(hashes) => self.on_hashes(now, key, &hashes, shared),
+            PeerEvent::HashReject(request) => self.on_hash_reject(now, key, &request),
+            PeerEvent::HashRequest(request) => self.on_hash_request(now, key, request),
             PeerEvent::Closed(reason) => {
                 self.on_closed(key, reason, shared);
                 self.fetch.remove_source(key);
@@ -1348,6 +1362,7 @@ impl Torrent {
         self.addrs.remove(&peer.addr);
         self.hungry.remove(&key);
         self.choker.peer_removed(key);
+        self.hashes_peer_gone(key);
         shared.routes.remove(&peer.conn);
         if let Some(meta) = &mut self.meta {
             meta.picker.abort_peer(key);

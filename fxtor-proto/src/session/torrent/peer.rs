@@ -9,8 +9,8 @@ use core::net::SocketAddr;
 use crate::peer::PeerConnection;
 use crate::session::ConnectionId;
 use crate::time::Instant;
-use crate::wire::BlockRequest;
-use crate::PieceIndex;
+use crate::wire::{BlockRequest, ReservedBits};
+use crate::{InfoHashV2, PieceIndex};
 
 /// The most pieces recorded for a peer while the torrent's metadata is unknown (a
 /// hostile `have` cannot make us allocate more than this many bits).
@@ -162,6 +162,19 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// Whether the peer speaks BEP52 for a torrent with v2 info-hash `v2`: its connection
+    /// runs under the (truncated) v2 info-hash, or its handshake set the v2 upgrade bit.
+    pub fn speaks_v2(&self, v2: Option<InfoHashV2>) -> bool {
+        let Some(v2) = v2 else {
+            return false;
+        };
+        self.connection.info_hash() == Some(v2.truncated())
+            || self
+                .connection
+                .remote_reserved()
+                .is_some_and(|r| r.contains(ReservedBits::V2_UPGRADE))
+    }
+
     pub fn new(
         now: Instant,
         conn: ConnectionId,
