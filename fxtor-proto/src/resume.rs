@@ -434,7 +434,10 @@ mod tests {
             total_uploaded: 12,
             info: None,
             piece_layers: BTreeMap::from([
-                (Sha256Hash([7; 32]), vec![Sha256Hash([1; 32]), Sha256Hash([2; 32])]),
+                (
+                    Sha256Hash([7; 32]),
+                    vec![Sha256Hash([1; 32]), Sha256Hash([2; 32])],
+                ),
                 (Sha256Hash([3; 32]), vec![Sha256Hash([4; 32]); 3]),
             ]),
         };

@@ -317,7 +317,11 @@ fn v2_multi_piece(seed: u64) -> Content {
     Content::new(
         TorrentVersion::V2,
         16 * 1024,
-        &[("a", 100 * KIB), ("big", 600 * 16 * KIB + 100), ("c", 5 * KIB)],
+        &[
+            ("a", 100 * KIB),
+            ("big", 600 * 16 * KIB + 100),
+            ("c", 5 * KIB),
+        ],
         seed,
     )
 }
@@ -325,7 +329,11 @@ fn v2_multi_piece(seed: u64) -> Content {
 #[test]
 fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
     let content = v2_multi_piece(10);
-    assert!(!content.info.files().iter().all(|(f, _)| !content.info.needs_piece_layer(f)));
+    assert!(!content
+        .info
+        .files()
+        .iter()
+        .all(|(f, _)| !content.info.needs_piece_layer(f)));
     let v2 = content.info.info_hashes().get_v2().unwrap();
     let mut net = Net::new();
     let seeds: Vec<usize> = (0..2).map(|_| net.add_node()).collect();
@@ -333,7 +341,13 @@ fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
         net.add_seed(s, &content);
     }
     let node = net.add_node();
-    let torrent = add_magnet(&mut net, node, &content, MagnetLink::new(InfoHashes::v2(v2)), &seeds);
+    let torrent = add_magnet(
+        &mut net,
+        node,
+        &content,
+        MagnetLink::new(InfoHashes::v2(v2)),
+        &seeds,
+    );
     completes(&mut net, node, torrent, &content);
     let asked: u64 = seeds
         .iter()
@@ -353,9 +367,8 @@ fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
     let data = ResumeData::from_bytes(&resume).unwrap();
     assert_eq!(data.piece_layers.len(), 2);
     let again = net.add_node();
-    let mut params = AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(
-        InfoHashes::v2(v2),
-    )));
+    let mut params =
+        AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(InfoHashes::v2(v2))));
     params.resume_data = Some(resume);
     params.peers = vec![net.nodes[seeds[0]].addr];
     let restarted = net.add_torrent(again, params, &content, []);
@@ -367,4 +380,46 @@ fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
             .count(crate::wire::MessageId::HashRequest),
         0
     );
+}
+
+#[test]
+fn a_peer_sending_bad_hashes_is_banned_and_one_refusing_passed_over() {
+    let content = v2_multi_piece(11);
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    let mut net = Net::new();
+    let liar_node = net.add_node();
+    let refusing_node = net.add_node();
+    let good_node = net.add_node();
+    let liar = net.add_seed(liar_node, &content);
+    net.with(liar_node, |s, _| {
+        s.set_test_hash_serving(liar, TestServing::Corrupt)
+    });
+    let refusing = net.add_seed(refusing_node, &content);
+    net.with(refusing_node, |s, _| {
+        s.set_test_hash_serving(refusing, TestServing::Refuse)
+    });
+    net.add_seed(good_node, &content);
+    let node = net.add_node();
+    let link = MagnetLink::new(InfoHashes::v2(v2));
+    let torrent = add_magnet(
+        &mut net,
+        node,
+        &content,
+        link,
+        &[liar_node, refusing_node, good_node],
+    );
+    completes(&mut net, node, torrent, &content);
+    let banned = |n: usize| {
+        let addr = net.nodes[n].addr;
+        net.nodes[node].saw(|a| matches!(a, Alert::PeerBanned { addr: at, .. } if *at == addr))
+    };
+    let asked = |n: usize| net.wire(node, n).count(crate::wire::MessageId::HashRequest);
+    let rejected = net
+        .wire(refusing_node, node)
+        .count(crate::wire::MessageId::HashReject);
+    assert!(asked(liar_node) >= 1, "the liar is asked first");
+    assert!(banned(liar_node), "bad hashes get a peer banned");
+    assert!(!banned(refusing_node) && !banned(good_node));
+    assert_eq!(rejected, asked(refusing_node));
+    assert!(asked(good_node) >= 1);
 }

@@ -178,7 +178,7 @@ impl Torrent {
             let options = PickOptions::default();
             if meta.pieces.bytes() >= budget {
                 pick_started(&mut meta.picker, &meta.pieces, key, &has, count)
-            } else if allowed_fast_only || !layers.is_done() {
+            } else if allowed_fast_only || layers.gates_picking() {
                 meta.picker.pick(key, &has, count, options)
             } else {
                 match have {

@@ -128,6 +128,9 @@ pub(super) struct LayerFetch {
     /// By file index, so by piece.
     files: Vec<FileLayer>,
     piece_height: u32,
+    /// The torrent has v1 piece hashes (a hybrid): its pieces can be checked without the
+    /// v2 layers, so picking does not wait for them.
+    has_v1: bool,
     /// Requests outstanding, per peer.
     per_peer: BTreeMap<PeerKey, u32>,
     outstanding: u32,
@@ -140,7 +143,9 @@ impl LayerFetch {
         let files = info
             .files()
             .iter()
-            .filter(|&(index, _)| info.needs_piece_layer(index) && info.piece_layer(index).is_none())
+            .filter(|&(index, _)| {
+                info.needs_piece_layer(index) && info.piece_layer(index).is_none()
+            })
             .filter_map(|(file, entry)| {
                 let pieces = info.files().file_piece_range(file)?;
                 let count = pieces.end.0 - pieces.start.0;
@@ -164,6 +169,7 @@ impl LayerFetch {
         Self {
             files,
             piece_height,
+            has_v1: info.has_v1_piece_hashes(),
             ..Self::default()
         }
     }
@@ -173,8 +179,18 @@ impl LayerFetch {
         self.files.is_empty()
     }
 
-    /// Whether `piece` can be downloaded: its file's layer is known, or not needed.
+    /// Whether picking must ask [`piece_ready`](Self::piece_ready): some layer is missing
+    /// and the torrent has no v1 hashes to check pieces with.
+    pub fn gates_picking(&self) -> bool {
+        !self.has_v1 && !self.files.is_empty()
+    }
+
+    /// Whether `piece` can be downloaded: its file's layer is known or not needed, or the
+    /// torrent's v1 hashes can check it.
     pub fn piece_ready(&self, piece: PieceIndex) -> bool {
+        if self.has_v1 {
+            return true;
+        }
         let at = self.files.partition_point(|f| f.pieces.end <= piece.0);
         self.files
             .get(at)
@@ -269,19 +285,20 @@ impl LayerFetch {
         self.release(peer);
         let file = &mut self.files[f];
         let request = merkle_request(&hashes.request);
-        let base = match merkle::verify_hashes(&file.root, file.num_blocks, &request, &hashes.hashes)
-        {
-            Ok(base) => base,
-            Err(e) => {
-                let chunk = &mut file.chunks[c];
-                chunk.state = ChunkState::Needed;
-                chunk.refused.insert(peer);
-                return HashesOutcome::Invalid(e);
-            }
-        };
+        let base =
+            match merkle::verify_hashes(&file.root, file.num_blocks, &request, &hashes.hashes) {
+                Ok(base) => base,
+                Err(e) => {
+                    let chunk = &mut file.chunks[c];
+                    chunk.state = ChunkState::Needed;
+                    chunk.refused.insert(peer);
+                    return HashesOutcome::Invalid(e);
+                }
+            };
         let start = hashes.request.index as usize;
         let take = file.layer.len().saturating_sub(start).min(base.len());
-        if let (Some(dst), Some(src)) = (file.layer.get_mut(start..start + take), base.get(..take)) {
+        if let (Some(dst), Some(src)) = (file.layer.get_mut(start..start + take), base.get(..take))
+        {
             dst.copy_from_slice(src);
         }
         file.chunks[c].state = ChunkState::Done;
@@ -507,9 +524,7 @@ pub(super) fn restore_layers(info: &mut TorrentInfo, resume: &ResumeData) -> Res
 
 /// The layers of `info` that were not in its metadata to begin with, for resume data: every
 /// layer of a torrent whose layers were fetched.
-pub(super) fn layers_for_resume(
-    info: &TorrentInfo,
-) -> BTreeMap<Sha256Hash, Vec<Sha256Hash>> {
+pub(super) fn layers_for_resume(info: &TorrentInfo) -> BTreeMap<Sha256Hash, Vec<Sha256Hash>> {
     info.files()
         .iter()
         .filter_map(|(index, f)| Some((f.pieces_root()?, info.piece_layer(index)?.to_vec())))
@@ -592,6 +607,17 @@ impl Torrent {
             Some(meta) => self.hash_server.answer(now, key, &meta.info, &request),
             None => Err(Refusal::NotHeld),
         };
+        #[cfg(test)]
+        let answer = match (self.test_hash_serving, answer) {
+            (super::TestServing::Refuse, _) => Err(Refusal::NotHeld),
+            (super::TestServing::Corrupt, Ok(mut hashes)) => {
+                if let Some(first) = hashes.first_mut() {
+                    first.0[0] ^= 1;
+                }
+                Ok(hashes)
+            }
+            (_, answer) => answer,
+        };
         match answer {
             Ok(hashes) => peer.connection.send_hashes(now, Hashes { request, hashes }),
             Err(_) => peer.connection.send_hash_reject(now, request),
@@ -633,5 +659,309 @@ fn layer_complete(meta: &mut Metadata, file: FileIndex, layer: &[Sha256Hash]) {
     {
         let info = meta.info.clone();
         meta.layers.restart(&info, file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::create::TorrentVersion;
+    use crate::session::testing::Content;
+
+    const KIB: u64 = 1024;
+
+    fn t(secs: u64) -> Instant {
+        Instant::from_duration(Duration::from_secs(secs))
+    }
+
+    /// A v2 torrent of 16 KiB pieces: `a` of 1,100 pieces (three chunks), `b` of one.
+    fn content() -> Content {
+        Content::new(
+            TorrentVersion::V2,
+            16 * 1024,
+            &[("a", 1100 * 16 * KIB - 5), ("b", 3 * KIB)],
+            1,
+        )
+    }
+
+    /// The torrent as a magnet link gives it: the info dictionary alone.
+    fn bare(content: &Content) -> TorrentInfo {
+        TorrentInfo::from_info_bytes(content.info.info_bytes()).unwrap()
+    }
+
+    /// Answers `request` as an honest peer that has the layers.
+    fn answer(content: &Content, request: &HashRequest) -> Hashes {
+        let mut server = HashServer::default();
+        let hashes = server
+            .answer(t(0), PeerKey(99), &content.info, request)
+            .unwrap();
+        Hashes {
+            request: *request,
+            hashes,
+        }
+    }
+
+    #[test]
+    fn layers_are_asked_in_chunks_of_512_with_proofs_to_the_root() {
+        let content = content();
+        let info = bare(&content);
+        let mut fetch = LayerFetch::new(&info);
+        assert!(!fetch.is_done());
+        assert!(!fetch.piece_ready(PieceIndex(0)) && !fetch.piece_ready(PieceIndex(1099)));
+        assert!(fetch.piece_ready(PieceIndex(1100)), "b fits in a piece");
+        let (a, b) = (PeerKey(1), PeerKey(2));
+        let all = |_: Range<u32>| true;
+        let r1 = fetch.next_request(t(0), a, all).unwrap();
+        let r2 = fetch.next_request(t(0), a, all).unwrap();
+        assert_eq!(fetch.next_request(t(0), a, all), None, "two per peer");
+        let r3 = fetch.next_request(t(0), b, all).unwrap();
+        assert_eq!(
+            fetch.next_request(t(0), b, all),
+            None,
+            "nothing left to ask"
+        );
+        assert_eq!(
+            [r1, r2, r3].map(|r| (r.index, r.length)),
+            [(0, 512), (512, 512), (1024, 128)],
+            "the last chunk rounded up to a power of two"
+        );
+        // 1,100 pieces of one block: a tree of height 11, the piece layer at height 0.
+        assert!([r1, r2, r3]
+            .iter()
+            .all(|r| r.base_layer == 0 && r.proof_layers == 10));
+
+        for (peer, request) in [(a, r1), (b, r3)] {
+            let outcome = fetch.on_hashes(peer, &answer(&content, &request));
+            assert_eq!(outcome, HashesOutcome::Accepted { completed: None });
+        }
+        assert!(
+            !fetch.piece_ready(PieceIndex(0)),
+            "the file is not complete"
+        );
+        let outcome = fetch.on_hashes(a, &answer(&content, &r2));
+        let HashesOutcome::Accepted {
+            completed: Some((file, layer)),
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(file, FileIndex(0));
+        assert_eq!(Some(&layer[..]), content.info.piece_layer(FileIndex(0)));
+        assert!(fetch.is_done() && fetch.piece_ready(PieceIndex(0)));
+        assert_eq!(fetch.outstanding, 0);
+        assert!(fetch.per_peer.is_empty());
+    }
+
+    #[test]
+    fn hashes_that_do_not_prove_out_are_refused() {
+        let content = content();
+        let mut fetch = LayerFetch::new(&bare(&content));
+        let peer = PeerKey(1);
+        let request = fetch.next_request(t(0), peer, |_| true).unwrap();
+        let mut hashes = answer(&content, &request);
+        hashes.hashes[3].0[0] ^= 1;
+        assert_eq!(
+            fetch.on_hashes(peer, &hashes),
+            HashesOutcome::Invalid(merkle::MerkleError::Mismatch)
+        );
+        // A lost uncle is refused too, as is an answer to a request never made.
+        let request = fetch.next_request(t(0), peer, |_| true).unwrap();
+        let mut short = answer(&content, &request);
+        short.hashes.pop();
+        assert!(matches!(
+            fetch.on_hashes(peer, &short),
+            HashesOutcome::Invalid(merkle::MerkleError::AnswerLength { .. })
+        ));
+        let unasked = answer(&content, &request);
+        assert_eq!(
+            fetch.on_hashes(PeerKey(7), &unasked),
+            HashesOutcome::Unsolicited
+        );
+        // The refused chunks go to another peer.
+        let other = fetch.next_request(t(0), PeerKey(2), |_| true).unwrap();
+        assert_eq!(other.index, 0);
+    }
+
+    #[test]
+    fn rejected_and_late_requests_go_to_other_peers_then_back_after_a_rest() {
+        let content = content();
+        let mut fetch = LayerFetch::new(&bare(&content));
+        let (a, b) = (PeerKey(1), PeerKey(2));
+        let first = |r: Range<u32>| r.start == 0;
+        let request = fetch.next_request(t(0), a, first).unwrap();
+        fetch.on_reject(t(1), a, &request);
+        assert_eq!(fetch.next_request(t(1), a, first), None, "not asked again");
+        let again = fetch.next_request(t(1), b, first).unwrap();
+        assert_eq!(again, request);
+        // b does not answer.
+        assert_eq!(fetch.poll_timeout(), Some(t(1) + REQUEST_TIMEOUT));
+        assert_eq!(fetch.handle_timeout(t(1) + REQUEST_TIMEOUT), vec![b]);
+        assert_eq!(fetch.next_request(t(30), b, first), None);
+        assert_eq!(fetch.next_request(t(30), a, first), None);
+        // After the rest, both may be asked again.
+        let rest = fetch.poll_timeout().unwrap();
+        assert_eq!(rest, t(1) + RETRY_AFTER);
+        fetch.handle_timeout(rest);
+        assert_eq!(fetch.next_request(rest, a, first), Some(request));
+        // A peer that leaves hands its requests back.
+        fetch.peer_gone(a);
+        assert_eq!(fetch.outstanding, 0);
+        assert_eq!(fetch.next_request(rest, b, first), Some(request));
+    }
+
+    #[test]
+    fn peers_are_asked_only_for_chunks_they_have_pieces_of() {
+        let content = content();
+        let mut fetch = LayerFetch::new(&bare(&content));
+        let peer = PeerKey(1);
+        // Pieces 600 and 1050 only: chunks 1 and 2.
+        let has = |r: Range<u32>| r.contains(&600) || r.contains(&1050);
+        let got: Vec<u32> = std::iter::from_fn(|| fetch.next_request(t(0), peer, has))
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(got, [512, 1024]);
+    }
+
+    #[test]
+    fn requests_are_served_with_proofs_and_bad_ones_rejected() {
+        let content = content();
+        let info = &content.info;
+        let root = info
+            .files()
+            .file(FileIndex(0))
+            .unwrap()
+            .pieces_root()
+            .unwrap();
+        let mut server = HashServer::default();
+        let request = HashRequest {
+            pieces_root: root,
+            base_layer: 0,
+            index: 512,
+            length: 512,
+            proof_layers: 10,
+        };
+        let hashes = server.answer(t(0), PeerKey(1), info, &request).unwrap();
+        let proven =
+            merkle::verify_hashes(&root, 1100, &merkle_request(&request), &hashes).unwrap();
+        assert_eq!(proven, &info.piece_layer(FileIndex(0)).unwrap()[512..1024]);
+        let refused = |server: &mut HashServer, request: HashRequest| {
+            server.answer(t(0), PeerKey(1), info, &request).unwrap_err()
+        };
+        let unknown = HashRequest {
+            pieces_root: Sha256Hash([9; 32]),
+            ..request
+        };
+        assert_eq!(refused(&mut server, unknown), Refusal::UnknownRoot);
+        for bad in [
+            HashRequest {
+                index: 100,
+                ..request
+            },
+            HashRequest {
+                length: 3,
+                ..request
+            },
+            HashRequest {
+                proof_layers: 11,
+                ..request
+            },
+            HashRequest {
+                index: 2048,
+                ..request
+            },
+            HashRequest {
+                base_layer: 11,
+                ..request
+            },
+        ] {
+            assert_eq!(refused(&mut server, bad), Refusal::Invalid, "{bad:?}");
+        }
+        // A layer above the piece layer is served too; block hashes of a file with a
+        // piece layer of 32 KiB pieces are not held.
+        let two_blocks = Content::new(TorrentVersion::V2, 32 * 1024, &[("a", 200 * KIB)], 2);
+        let info = &two_blocks.info;
+        let root = info
+            .files()
+            .file(FileIndex(0))
+            .unwrap()
+            .pieces_root()
+            .unwrap();
+        let leaves = HashRequest {
+            pieces_root: root,
+            base_layer: 0,
+            index: 0,
+            length: 2,
+            proof_layers: 3,
+        };
+        let mut server = HashServer::default();
+        assert_eq!(
+            server.answer(t(0), PeerKey(1), info, &leaves),
+            Err(Refusal::NotHeld)
+        );
+        let upper = HashRequest {
+            base_layer: 2,
+            length: 2,
+            proof_layers: 1,
+            ..leaves
+        };
+        assert!(server.answer(t(0), PeerKey(1), info, &upper).is_ok());
+    }
+
+    #[test]
+    fn each_peer_is_served_a_bounded_number_of_requests_a_second() {
+        let content = content();
+        let info = &content.info;
+        let root = info
+            .files()
+            .file(FileIndex(0))
+            .unwrap()
+            .pieces_root()
+            .unwrap();
+        let request = HashRequest {
+            pieces_root: root,
+            base_layer: 0,
+            index: 0,
+            length: 512,
+            proof_layers: 10,
+        };
+        let mut server = HashServer::default();
+        let served = (0..100)
+            .take_while(|_| server.answer(t(5), PeerKey(1), info, &request).is_ok())
+            .count();
+        assert_eq!(served, MAX_SERVED_PER_SECOND as usize);
+        assert_eq!(
+            server.answer(t(5), PeerKey(1), info, &request),
+            Err(Refusal::RateLimited)
+        );
+        assert!(
+            server.answer(t(5), PeerKey(2), info, &request).is_ok(),
+            "per peer"
+        );
+        assert!(
+            server.answer(t(6), PeerKey(1), info, &request).is_ok(),
+            "a second later"
+        );
+    }
+
+    #[test]
+    fn resume_layers_must_fit_the_torrent() {
+        let content = content();
+        let mut info = bare(&content);
+        let mut resume = ResumeData::new(info.info_hashes());
+        resume.piece_layers = layers_for_resume(&content.info);
+        assert_eq!(resume.piece_layers.len(), 1);
+        restore_layers(&mut info, &resume).unwrap();
+        assert!(info.has_piece_layers());
+
+        let mut info = bare(&content);
+        let (root, layer) = resume.piece_layers.pop_first().unwrap();
+        let mut wrong = layer.clone();
+        wrong[7].0[0] ^= 1;
+        resume.piece_layers.insert(root, wrong);
+        assert!(restore_layers(&mut info, &resume).is_err());
+        resume.piece_layers.clear();
+        resume.piece_layers.insert(Sha256Hash([1; 32]), layer);
+        assert!(restore_layers(&mut info, &resume).is_err());
+        assert!(!info.has_piece_layers());
     }
 }

@@ -225,6 +225,9 @@ pub(super) struct Torrent {
     /// How metadata requests are answered (tests only).
     #[cfg(test)]
     pub test_serving: metadata::TestServing,
+    /// How hash requests are answered (tests only).
+    #[cfg(test)]
+    pub test_hash_serving: metadata::TestServing,
 }
 
 impl Torrent {
@@ -343,6 +346,8 @@ impl Torrent {
             layers_from_peers,
             #[cfg(test)]
             test_serving: metadata::TestServing::Honest,
+            #[cfg(test)]
+            test_hash_serving: metadata::TestServing::Honest,
         };
         for addr in known {
             torrent.remember(addr);
