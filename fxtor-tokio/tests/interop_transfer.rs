@@ -9,23 +9,25 @@
 //!    had, and finishes with the right bytes;
 //! 4. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
 //!    corrupt the download: its pieces fail their hash checks, an honest seeder supplies
-//!    them, and the files end up right.
+//!    them, and the files end up right;
+//! 5. a magnet link (btih, btih and btmh, or btmh alone for the v2 torrent) with `x.pe`
+//!    fetches the metadata (and v2 piece layers) and the payload from libtorrent.
 //!
 //! libtorrent is driven by `tests/interop/lt.py` through Debian's python3-libtorrent; every
 //! session listens on 127.0.0.1 only and accepts loopback peers only.
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+use support::process::Running;
 use support::*;
 
 const MIB: u64 = 1 << 20;
@@ -118,128 +120,9 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// A child process that is killed when the test ends, however it ends.
-struct Running {
-    child: Child,
-    what: String,
-    lines: mpsc::Receiver<String>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let all = stdout.clone();
-        thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                all.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let all = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                all.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self {
-            child,
-            what,
-            lines,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// What it printed so far, for failure messages.
-    fn output(&self) -> String {
-        format!(
-            "{}\nstdout:\n{}\nstderr:\n{}",
-            self.what,
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// The next line on stdout.
-    fn next_line(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("no line within {limit:?}: {}", self.output()))
-    }
-
-    /// Waits for it to exit; its exit status.
-    fn wait(&mut self, limit: Duration) -> i32 {
-        self.wait_beside(limit, None)
-    }
-
-    /// Waits for it to exit while `partner` (the peer it needs) keeps running.
-    fn wait_beside(&mut self, limit: Duration, mut partner: Option<&mut Running>) -> i32 {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(partner) = partner.as_deref_mut() {
-                assert!(
-                    !partner.has_exited(),
-                    "its peer exited: {}
-waiting: {}",
-                    partner.output(),
-                    self.output()
-                );
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads catch the last output.
-                thread::sleep(Duration::from_millis(100));
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {limit:?}: {}",
-                self.output()
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn has_exited(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_some()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// libtorrent seeding `torrent` from `save_path`; its port once it has checked its data.
 fn lt_seed(torrent: &Path, save_path: &Path, upload_limit: Option<u64>) -> (Running, SocketAddr) {
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(lt_script()).arg("seed").arg(torrent).arg(save_path);
-    if let Some(limit) = upload_limit {
-        cmd.args(["--upload-limit", &limit.to_string()]);
-    }
-    let seeder = Running::spawn(&mut cmd);
-    let line = seeder.next_line(TRANSFER_LIMIT);
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{}", seeder.output()));
-    assert_eq!(v["state"], "seeding", "{}", seeder.output());
-    let port = v["port"].as_u64().unwrap() as u16;
-    (seeder, SocketAddr::from(([127, 0, 0, 1], port)))
+    support::process::lt_seed(torrent, save_path, upload_limit, TRANSFER_LIMIT)
 }
 
 /// `fxtor download` of `torrent` into `out` from `peers`.
@@ -540,20 +423,19 @@ fn a_magnet_link_fetches_the_metadata_from_libtorrent() {
         return;
     }
     let f = fixtures();
-    // A v2-only torrent of multi-piece files also needs its piece layers, which come by
-    // hash requests (BEP52): not done yet, so only v1 and hybrid torrents here.
-    for fixture in f.torrents.iter().filter(|t| t.version != "v2") {
+    // A v2-only torrent's piece layers come by hash requests (BEP52); see v2_hashes.rs.
+    for fixture in &f.torrents {
         let context = format!("{} by magnet link", fixture.version);
         let (_seeder, addr) = lt_seed(&fixture.torrent, &f.src(), None);
         let info = fxtor_info(fixture.torrent.to_str().unwrap());
-        let mut link = format!(
-            "magnet:?xt=urn:btih:{}",
-            info["info_hash_v1"].as_str().unwrap()
-        );
-        if let Some(v2) = info["info_hash_v2"].as_str() {
-            link.push_str(&format!("&xt=urn:btmh:1220{v2}"));
+        let mut topics = Vec::new();
+        if let Some(v1) = info["info_hash_v1"].as_str() {
+            topics.push(format!("xt=urn:btih:{v1}"));
         }
-        link.push_str(&format!("&x.pe={addr}"));
+        if let Some(v2) = info["info_hash_v2"].as_str() {
+            topics.push(format!("xt=urn:btmh:1220{v2}"));
+        }
+        let link = format!("magnet:?{}&x.pe={addr}", topics.join("&"));
         let out = tempfile::tempdir().unwrap();
         let mut run = fxtor_download(Path::new(&link), out.path(), &[], None);
         let status = run.wait(TRANSFER_LIMIT);

@@ -13,6 +13,9 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py download TORRENT SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
         -> downloads from those peers only, re-checks the data when finished, prints JSON
            and exits 0 if every piece is there (1 otherwise, or after --timeout seconds)
+  lt.py download-magnet LINK SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
+        -> as download, from a magnet link alone: the metadata (and a v2 torrent's piece
+           layers) come from the peers
 
 Sessions that transfer use TCP only (no uTP) and an IP filter that lets in 127.0.0.0/8 only.
 """
@@ -196,6 +199,50 @@ def download(args):
     sys.exit(0 if result["finished"] and result["check_passed"] else 1)
 
 
+def download_magnet(args):
+    ses = transfer_session()
+    atp = lt.parse_magnet_uri(args.link)
+    atp.save_path = args.save_path
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    h = ses.add_torrent(atp)
+    deadline = time.time() + args.timeout
+    peers = [(p.rsplit(":", 1)[0].strip("[]"), int(p.rsplit(":", 1)[1])) for p in args.peer]
+    connected_at = 0
+    while time.time() < deadline:
+        s = h.status()
+        if s.errc.value() != 0 or (s.has_metadata and (s.is_seeding or s.is_finished)):
+            break
+        if time.time() - connected_at > 5:
+            for peer in peers:
+                h.connect_peer(peer)
+            connected_at = time.time()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    s = h.status()
+    finished = s.has_metadata and s.is_seeding
+    downloaded = s.total_payload_download
+    checked = False
+    if finished:
+        h.force_recheck()
+        time.sleep(0.2)
+        checked = wait_checked(ses, h, deadline + 120)
+    s = h.status()
+    ti = h.torrent_file()
+    total = ti.num_pieces() if ti is not None else None
+    result = {
+        "has_metadata": s.has_metadata,
+        "finished": finished,
+        "check_passed": checked and s.num_pieces == total,
+        "num_pieces": s.num_pieces,
+        "total_pieces": total,
+        "downloaded": downloaded,
+        "error": s.errc.message() if s.errc.value() != 0 else None,
+    }
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["finished"] and result["check_passed"] else 1)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -221,8 +268,14 @@ def main():
     d.add_argument("save_path")
     d.add_argument("--peer", action="append", required=True)
     d.add_argument("--timeout", type=float, default=300)
+    m = sub.add_parser("download-magnet")
+    m.add_argument("link")
+    m.add_argument("save_path")
+    m.add_argument("--peer", action="append", required=True)
+    m.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
-    {"create": create, "info": info, "check": check, "seed": seed, "download": download}[args.cmd](args)
+    {"create": create, "info": info, "check": check, "seed": seed, "download": download,
+     "download-magnet": download_magnet}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod process;
+
 /// Debian's interpreter, the one python3-libtorrent is installed for.
 pub const PYTHON: &str = "/usr/bin/python3";
 

@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 use crate::peer::PeerConnection;
 use crate::session::ConnectionId;
 use crate::time::Instant;
-use crate::wire::{BlockRequest, ReservedBits};
+use crate::wire::BlockRequest;
 use crate::{InfoHashV2, PieceIndex};
 
 /// The most pieces recorded for a peer while the torrent's metadata is unknown (a
@@ -162,17 +162,13 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    /// Whether the peer speaks BEP52 for a torrent with v2 info-hash `v2`: its connection
-    /// runs under the (truncated) v2 info-hash, or its handshake set the v2 upgrade bit.
+    /// Whether the connection runs BEP52 for a torrent with v2 info-hash `v2`: under the
+    /// (truncated) v2 info-hash. A hybrid's connection under its v1 info-hash is taken as
+    /// v1 even when the peer sets the v2 upgrade bit: hash requests are sent on v2
+    /// connections only (a hybrid needs no layers to download: its v1 hashes check its
+    /// pieces).
     pub fn speaks_v2(&self, v2: Option<InfoHashV2>) -> bool {
-        let Some(v2) = v2 else {
-            return false;
-        };
-        self.connection.info_hash() == Some(v2.truncated())
-            || self
-                .connection
-                .remote_reserved()
-                .is_some_and(|r| r.contains(ReservedBits::V2_UPGRADE))
+        v2.is_some_and(|v2| self.connection.info_hash() == Some(v2.truncated()))
     }
 
     pub fn new(
