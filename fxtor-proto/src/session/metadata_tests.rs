@@ -423,3 +423,80 @@ fn a_peer_sending_bad_hashes_is_banned_and_one_refusing_passed_over() {
     assert_eq!(rejected, asked(refusing_node));
     assert!(asked(good_node) >= 1);
 }
+
+#[test]
+fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
+    // 256 KiB pieces of 16 blocks: the leecher takes each piece's blocks from several
+    // seeds, so failed pieces are shared and the leaves must tell who sent the bad blocks.
+    let content = Content::new(
+        TorrentVersion::V2,
+        256 * 1024,
+        &[("a", 3 * 1024 * KIB + 100), ("b", 700 * KIB)],
+        12,
+    );
+    let mut net = Net::new();
+    let honest: Vec<usize> = (0..3).map(|_| net.add_node()).collect();
+    for &h in &honest {
+        net.add_seed(h, &content);
+    }
+    let liar = net.add_node();
+    let lying = net.add_seed(liar, &content);
+    net.nodes[liar]
+        .store
+        .torrents
+        .get_mut(&lying)
+        .unwrap()
+        .corrupt = (0..content.info.num_pieces())
+        .map(crate::PieceIndex)
+        .collect();
+    let node = net.add_node();
+    let mut peers = honest.clone();
+    peers.insert(1, liar);
+    let torrent = net.add_leecher(node, &content, &peers);
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[node].store.bytes(torrent, n).as_deref(),
+        Some(&content.data[..])
+    );
+    let liar_addr = net.nodes[liar].addr;
+    let banned: Vec<core::net::SocketAddr> = net.nodes[node]
+        .alerts
+        .iter()
+        .filter_map(|a| match a {
+            Alert::PeerBanned { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(banned, [liar_addr], "the liar alone is banned");
+    let before_ban = net.nodes[node]
+        .alerts
+        .iter()
+        .take_while(|a| !matches!(a, Alert::PeerBanned { .. }))
+        .filter(|a| matches!(a, Alert::HashFailed { .. }))
+        .count();
+    assert_eq!(
+        before_ban, 1,
+        "banned at its first failed piece, not on trust"
+    );
+    let failed = net.nodes[node]
+        .alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::HashFailed { .. }))
+        .count();
+    let asked: u64 = honest
+        .iter()
+        .map(|&h| net.wire(node, h).count(crate::wire::MessageId::HashRequest))
+        .sum();
+    let answered: u64 = honest
+        .iter()
+        .map(|&h| net.wire(h, node).count(crate::wire::MessageId::Hashes))
+        .sum();
+    println!("{failed} failed pieces, leaves asked {asked} times, answered {answered}");
+    assert!(answered >= 1, "the leaves came from an honest seed");
+    assert_eq!(asked, answered);
+}

@@ -353,7 +353,7 @@ impl Torrent {
         let Some(meta) = &mut self.meta else {
             return;
         };
-        let senders = meta.pieces.written(piece);
+        let (senders, blocks) = meta.pieces.written_with_blocks(piece);
         self.refill = true;
         if !passed {
             shared.alert(Alert::HashFailed {
@@ -361,6 +361,10 @@ impl Torrent {
                 piece,
             });
             meta.picker.piece_failed(piece);
+            let explained = senders.iter().any(|ip| self.banned.contains(ip));
+            if senders.len() > 1 && !explained && self.start_blame(now, piece, &senders, blocks) {
+                return;
+            }
             self.on_hash_failed(now, &senders, shared);
             return;
         }
@@ -395,8 +399,14 @@ impl Torrent {
     }
 
     /// Blames the senders of a piece that failed its check: a peer that sent all of it is
-    /// banned at once; peers that shared in it lose trust, and are banned when it runs out.
-    fn on_hash_failed(&mut self, now: Instant, senders: &[SocketAddr], shared: &mut Shared) {
+    /// banned at once; peers that shared in it lose trust, and are banned when it runs out
+    /// (when the piece's v2 leaves could not tell the bad blocks apart, see [`super::blame`]).
+    pub(super) fn on_hash_failed(
+        &mut self,
+        now: Instant,
+        senders: &[SocketAddr],
+        shared: &mut Shared,
+    ) {
         if let [only] = senders {
             self.ban(now, *only, shared);
             return;

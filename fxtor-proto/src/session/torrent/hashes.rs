@@ -495,6 +495,13 @@ impl HashServer {
         self.trees.last().map(|(_, t)| t).ok_or(Refusal::NotHeld)
     }
 
+    /// The tree of `file` above its piece layer, if its layer is known.
+    pub fn tree_of(&mut self, info: &TorrentInfo, file: FileIndex) -> Option<&MerkleTree> {
+        let num_blocks = u32::try_from(info.files().file(file)?.num_blocks()).ok()?;
+        let piece_height = merkle::piece_height(info.piece_length())?;
+        self.tree(info, file, piece_height, num_blocks).ok()
+    }
+
     /// Forgets a peer that left.
     pub fn peer_gone(&mut self, peer: PeerKey) {
         self.served.remove(&peer);
@@ -570,6 +577,9 @@ impl Torrent {
         hashes: &Hashes,
         shared: &mut Shared,
     ) {
+        if self.blame_on_hashes(now, key, hashes, shared) {
+            return;
+        }
         let Some(meta) = &mut self.meta else {
             return;
         };
@@ -592,20 +602,43 @@ impl Torrent {
     }
 
     /// A peer refused one of our hash requests.
-    pub(super) fn on_hash_reject(&mut self, now: Instant, key: PeerKey, request: &HashRequest) {
+    pub(super) fn on_hash_reject(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        request: &HashRequest,
+        shared: &mut Shared,
+    ) {
+        if self.blame_on_reject(now, key, request, shared) {
+            return;
+        }
         if let Some(meta) = &mut self.meta {
             meta.layers.on_reject(now, key, request);
         }
     }
 
-    /// A peer's hash request: answered from our layers, or rejected.
-    pub(super) fn on_hash_request(&mut self, now: Instant, key: PeerKey, request: HashRequest) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
+    /// A peer's hash request: answered from our layers, or (leaves) from the piece's
+    /// bytes on disk, or rejected.
+    pub(super) fn on_hash_request(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        request: HashRequest,
+        shared: &mut Shared,
+    ) {
         let answer = match &self.meta {
             Some(meta) => self.hash_server.answer(now, key, &meta.info, &request),
             None => Err(Refusal::NotHeld),
+        };
+        #[cfg(test)]
+        let honest = self.test_hash_serving == super::TestServing::Honest;
+        #[cfg(not(test))]
+        let honest = true;
+        if answer == Err(Refusal::NotHeld) && honest && self.serve_leaves(key, request, shared) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
         };
         #[cfg(test)]
         let answer = match (self.test_hash_serving, answer) {

@@ -15,6 +15,7 @@
 //! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
 //! - [`hashes`]: BEP52 hash requests: fetching missing v2 piece layers, serving ours.
+//! - [`blame`]: which senders of a failed v2 piece sent the bad blocks, by its leaves.
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
 //! arrives: its connections run without a geometry, their availability is recorded as
@@ -23,6 +24,7 @@
 //! availability into the new picker.
 
 mod assembly;
+mod blame;
 mod checking;
 mod download;
 mod hashes;
@@ -81,9 +83,17 @@ const MAX_KNOWN_PEERS: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Write(PieceIndex),
-    Read { key: PeerKey, request: BlockRequest },
+    Read {
+        key: PeerKey,
+        request: BlockRequest,
+    },
     Check(PieceIndex),
     CreateFiles,
+    /// A piece read to answer a peer's request for its leaves.
+    Leaves {
+        key: PeerKey,
+        request: crate::wire::HashRequest,
+    },
 }
 
 /// What a torrent knows once it has its info dictionary.
@@ -219,6 +229,8 @@ pub(super) struct Torrent {
     totals: Totals,
     /// Answers peers' hash requests.
     hash_server: HashServer,
+    /// Failed pieces whose leaves were asked for; reads for leaves asked of us.
+    blame: blame::Blame,
     /// The metadata came without (all) its v2 piece layers: the ones fetched are kept in
     /// resume data.
     layers_from_peers: bool,
@@ -343,6 +355,7 @@ impl Torrent {
             choker: Self::new_choker(shared),
             totals: Totals::default(),
             hash_server: HashServer::default(),
+            blame: blame::Blame::default(),
             layers_from_peers,
             #[cfg(test)]
             test_serving: metadata::TestServing::Honest,
@@ -1134,6 +1147,9 @@ impl Torrent {
                 );
             }
             (Job::CreateFiles, _) => {}
+            (Job::Leaves { key, request }, result) => {
+                self.on_leaves_read(now, key, request, result);
+            }
         }
         self.flush(now, shared);
     }
@@ -1153,10 +1169,18 @@ impl Torrent {
             .then(|| self.fetch.poll_timeout())
             .flatten();
         let hashes = self.hashes_poll_timeout();
-        [peers, rechoke, self.totals.next_report, fetch, hashes]
-            .into_iter()
-            .flatten()
-            .min()
+        let blame = self.blame_poll_timeout();
+        [
+            peers,
+            rechoke,
+            self.totals.next_report,
+            fetch,
+            hashes,
+            blame,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, shared: &mut Shared) {
@@ -1180,6 +1204,9 @@ impl Torrent {
             self.request_metadata(now);
         }
         self.hashes_handle_timeout(now);
+        if self.blame_poll_timeout().is_some_and(|t| t <= now) {
+            self.blame_handle_timeout(now, shared);
+        }
         self.flush(now, shared);
     }
 
@@ -1301,8 +1328,8 @@ impl Torrent {
             }
             PeerEvent::Extended { .. } | PeerEvent::Port(_) => {}
             PeerEvent::Hashes(hashes) => self.on_hashes(now, key, &hashes, shared),
-            PeerEvent::HashReject(request) => self.on_hash_reject(now, key, &request),
-            PeerEvent::HashRequest(request) => self.on_hash_request(now, key, request),
+            PeerEvent::HashReject(request) => self.on_hash_reject(now, key, &request, shared),
+            PeerEvent::HashRequest(request) => self.on_hash_request(now, key, request, shared),
             PeerEvent::Closed(reason) => {
                 self.on_closed(key, reason, shared);
                 self.fetch.remove_source(key);
