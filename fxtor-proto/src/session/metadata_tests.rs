@@ -1,5 +1,7 @@
 //! Magnet links in a simulated swarm: the info dictionary is fetched over `ut_metadata`
-//! (BEP9), checked, and the torrent then downloads as any other.
+//! (BEP9), checked, and the torrent then downloads as any other; a v2 torrent's piece
+//! layers come by BEP52 hash requests. Also BEP52's other use: the leaves of a failed
+//! v2 piece tell which peer sent the bad blocks.
 
 use core::time::Duration;
 
@@ -424,8 +426,10 @@ fn a_peer_sending_bad_hashes_is_banned_and_one_refusing_passed_over() {
     assert!(asked(good_node) >= 1);
 }
 
-#[test]
-fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
+/// A v2 swarm of three honest seeds (which answer requests for leaves, or refuse them)
+/// and one whose every block is corrupt; a leecher takes pieces from all four. Returns the
+/// network, the leecher's node and the liar's.
+fn corrupt_v2_swarm(honest_serve_leaves: bool) -> (Net, usize, usize, Vec<usize>) {
     // 256 KiB pieces of 16 blocks: the leecher takes each piece's blocks from several
     // seeds, so failed pieces are shared and the leaves must tell who sent the bad blocks.
     let content = Content::new(
@@ -437,7 +441,10 @@ fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
     let mut net = Net::new();
     let honest: Vec<usize> = (0..3).map(|_| net.add_node()).collect();
     for &h in &honest {
-        net.add_seed(h, &content);
+        let t = net.add_seed(h, &content);
+        if !honest_serve_leaves {
+            net.with(h, |s, _| s.set_test_hash_serving(t, TestServing::Refuse));
+        }
     }
     let liar = net.add_node();
     let lying = net.add_seed(liar, &content);
@@ -463,31 +470,44 @@ fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
         net.nodes[node].store.bytes(torrent, n).as_deref(),
         Some(&content.data[..])
     );
-    let liar_addr = net.nodes[liar].addr;
-    let banned: Vec<core::net::SocketAddr> = net.nodes[node]
+    (net, node, liar, honest)
+}
+
+/// The peers `node` banned, in order.
+fn banned_by(net: &Net, node: usize) -> Vec<core::net::SocketAddr> {
+    net.nodes[node]
         .alerts
         .iter()
         .filter_map(|a| match a {
             Alert::PeerBanned { addr, .. } => Some(*addr),
             _ => None,
         })
-        .collect();
-    assert_eq!(banned, [liar_addr], "the liar alone is banned");
-    let before_ban = net.nodes[node]
+        .collect()
+}
+
+/// How many pieces failed at `node` before its first ban.
+fn failed_before_ban(net: &Net, node: usize) -> usize {
+    net.nodes[node]
         .alerts
         .iter()
         .take_while(|a| !matches!(a, Alert::PeerBanned { .. }))
         .filter(|a| matches!(a, Alert::HashFailed { .. }))
-        .count();
+        .count()
+}
+
+#[test]
+fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
+    let (net, node, liar, honest) = corrupt_v2_swarm(true);
     assert_eq!(
-        before_ban, 1,
+        banned_by(&net, node),
+        [net.nodes[liar].addr],
+        "the liar alone"
+    );
+    assert_eq!(
+        failed_before_ban(&net, node),
+        1,
         "banned at its first failed piece, not on trust"
     );
-    let failed = net.nodes[node]
-        .alerts
-        .iter()
-        .filter(|a| matches!(a, Alert::HashFailed { .. }))
-        .count();
     let asked: u64 = honest
         .iter()
         .map(|&h| net.wire(node, h).count(crate::wire::MessageId::HashRequest))
@@ -496,7 +516,25 @@ fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
         .iter()
         .map(|&h| net.wire(h, node).count(crate::wire::MessageId::Hashes))
         .sum();
-    println!("{failed} failed pieces, leaves asked {asked} times, answered {answered}");
     assert!(answered >= 1, "the leaves came from an honest seed");
     assert_eq!(asked, answered);
+}
+
+#[test]
+fn without_leaves_the_blame_falls_back_on_trust() {
+    let (net, node, liar, honest) = corrupt_v2_swarm(false);
+    assert_eq!(
+        banned_by(&net, node),
+        [net.nodes[liar].addr],
+        "the liar alone"
+    );
+    let rejected: u64 = honest
+        .iter()
+        .map(|&h| net.wire(h, node).count(crate::wire::MessageId::HashReject))
+        .sum();
+    assert!(rejected >= 1, "the leaves were asked for and refused");
+    assert!(
+        failed_before_ban(&net, node) > 1,
+        "trust takes more than one shared failure"
+    );
 }

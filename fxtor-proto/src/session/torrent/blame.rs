@@ -426,3 +426,54 @@ impl Torrent {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::create::TorrentVersion;
+    use crate::session::testing::Content;
+
+    #[test]
+    fn a_pieces_leaves_are_asked_with_a_proof_up_to_its_hash() {
+        // 64 KiB pieces (4 blocks): `a` is 2.5 pieces, `b` one short block.
+        let content = Content::new(
+            TorrentVersion::V2,
+            64 * 1024,
+            &[("a", 160 * 1024), ("b", 100)],
+            3,
+        );
+        let info = &content.info;
+        let root = |f| {
+            info.files()
+                .file(FileIndex(f))
+                .unwrap()
+                .pieces_root()
+                .unwrap()
+        };
+        let second = piece_leaves(info, PieceIndex(1)).unwrap();
+        assert_eq!(
+            second.request,
+            HashRequest {
+                pieces_root: root(0),
+                base_layer: 0,
+                index: 4,
+                length: 4,
+                proof_layers: 1,
+            }
+        );
+        // The last piece of `a`: 2 blocks of data, then pad leaves.
+        let last = piece_leaves(info, PieceIndex(2)).unwrap();
+        assert_eq!((last.request.index, last.data_len), (8, 32 * 1024));
+        let tree = MerkleTree::from_data(&content.data[..160 * 1024]).unwrap();
+        let hashes = tree.hashes(&merkle_request(&last.request)).unwrap();
+        let proven = merkle::prove(last.num_blocks, &merkle_request(&last.request), &hashes);
+        assert_eq!(proven.map(|n| n.hash), Ok(last.expected));
+        // Our blocks give the same leaves; pad bytes are not hashed.
+        let mut piece = content.piece(PieceIndex(2)).to_vec();
+        piece[40_000] ^= 1;
+        let blocks: Vec<Bytes> = piece.chunks(16384).map(Bytes::copy_from_slice).collect();
+        assert_eq!(leaves_of(blocks, last.data_len, 4), &hashes[..4]);
+        // A file of one block has a single leaf: nothing to tell apart.
+        assert!(piece_leaves(info, PieceIndex(3)).is_none());
+    }
+}
