@@ -134,6 +134,8 @@ pub(super) struct LayerFetch {
     /// Requests outstanding, per peer.
     per_peer: BTreeMap<PeerKey, u32>,
     outstanding: u32,
+    /// Chunks not received yet (asked for or not).
+    remaining: u32,
 }
 
 impl LayerFetch {
@@ -165,9 +167,11 @@ impl LayerFetch {
                     ],
                 })
             })
-            .collect();
+            .collect::<Vec<FileLayer>>();
+        let remaining = files.iter().map(|f| f.chunks.len() as u32).sum();
         Self {
             files,
+            remaining,
             piece_height,
             has_v1: info.has_v1_piece_hashes(),
             ..Self::default()
@@ -182,7 +186,7 @@ impl LayerFetch {
     /// Whether picking must ask [`piece_ready`](Self::piece_ready): some layer is missing
     /// and the torrent has no v1 hashes to check pieces with.
     pub fn gates_picking(&self) -> bool {
-        !self.has_v1 && !self.files.is_empty()
+        !self.has_v1 && !self.is_done()
     }
 
     /// Whether `piece` can be downloaded: its file's layer is known or not needed, or the
@@ -197,9 +201,15 @@ impl LayerFetch {
             .is_none_or(|f| !f.pieces.contains(&piece.0))
     }
 
+    /// Whether some chunk waits to be asked for and the torrent's bound allows it (cheap:
+    /// checked before looking for a chunk).
+    pub fn wants_requests(&self) -> bool {
+        self.remaining > self.outstanding && self.outstanding < MAX_REQUESTS
+    }
+
     /// Whether a request may be sent to `peer` now.
     pub fn has_room(&self, peer: PeerKey) -> bool {
-        self.outstanding < MAX_REQUESTS
+        self.wants_requests()
             && self.per_peer.get(&peer).copied().unwrap_or(0) < MAX_REQUESTS_PER_PEER
     }
 
@@ -302,6 +312,7 @@ impl LayerFetch {
             dst.copy_from_slice(src);
         }
         file.chunks[c].state = ChunkState::Done;
+        self.remaining = self.remaining.saturating_sub(1);
         let complete = file.chunks.iter().all(|c| c.state == ChunkState::Done);
         let completed = complete.then(|| {
             let done = self.files.remove(f);
@@ -336,6 +347,7 @@ impl LayerFetch {
     pub fn restart(&mut self, info: &TorrentInfo, file: FileIndex) {
         let again = Self::new(info);
         if let Some(layer) = again.files.into_iter().find(|f| f.file == file) {
+            self.remaining += layer.chunks.len() as u32;
             let at = self.files.partition_point(|f| f.file < file);
             self.files.insert(at, layer);
         }
@@ -548,7 +560,7 @@ impl Torrent {
         let Some(meta) = &mut self.meta else {
             return;
         };
-        if meta.layers.is_done() {
+        if !meta.layers.wants_requests() {
             return;
         }
         let v2 = self.info_hashes.get_v2();
@@ -781,6 +793,7 @@ mod tests {
         assert_eq!(file, FileIndex(0));
         assert_eq!(Some(&layer[..]), content.info.piece_layer(FileIndex(0)));
         assert!(fetch.is_done() && fetch.piece_ready(PieceIndex(0)));
+        assert!(!fetch.wants_requests());
         assert_eq!(fetch.outstanding, 0);
         assert!(fetch.per_peer.is_empty());
     }
