@@ -7,10 +7,13 @@
 //!    the piece layers and every byte;
 //! 2. `fxtor seed` seeds, libtorrent adds the magnet link alone with fxtor as its peer and
 //!    downloads: fxtor serves the metadata and the piece layers, and libtorrent's own check
-//!    of the result passes.
+//!    of the result passes;
+//! 3. a libtorrent seeder serving corrupt data beside an honest one: the liar alone is
+//!    banned and the files end up right.
 
 mod support;
 
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -163,4 +166,73 @@ fn libtorrent_fetches_a_btmh_magnet_with_its_piece_layers_from_fxtor() {
     assert_eq!(report["finished"], true, "{report}");
     assert_eq!(report["check_passed"], true, "{report}");
     assert_same_content(out.path(), "fxtor to libtorrent by btmh");
+}
+
+/// Flips one byte every 1.5 MiB of `big.bin` under `save_path`; how many.
+fn corrupt_big(save_path: &Path) -> usize {
+    let path = save_path.join(NAME).join(FILES[0].0);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut flipped = 0;
+    let mut at = 5_000;
+    while at < FILES[0].1 {
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&[byte[0] ^ 0x5A]).unwrap();
+        flipped += 1;
+        at += 3 * MIB / 2;
+    }
+    file.sync_all().unwrap();
+    flipped
+}
+
+#[test]
+fn a_corrupt_libtorrent_seeder_alone_is_banned() {
+    if !have_libtorrent() {
+        return;
+    }
+    let f = fixture();
+    let bad = tempfile::tempdir().unwrap();
+    copy_dir(&f.root.join("src"), bad.path());
+    // It checks good data, then the data changes under it.
+    let (_liar, liar_addr) = lt_seed(&f.torrent, bad.path(), None, TRANSFER_LIMIT);
+    assert!(corrupt_big(bad.path()) >= 10);
+    // The honest seeder is slower, so the liar sends much of the download.
+    let (_honest, honest_addr) = lt_seed(
+        &f.torrent,
+        &f.root.join("src"),
+        Some(4_000_000),
+        TRANSFER_LIMIT,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut run = Running::spawn(
+        fxtor()
+            .arg("download")
+            .arg(&f.torrent)
+            .arg("-o")
+            .arg(out.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--peer", &liar_addr.to_string()])
+            .args(["--peer", &honest_addr.to_string()]),
+    );
+    let status = run.wait(TRANSFER_LIMIT);
+    assert_eq!(status, 0, "{}", run.output());
+    let stderr = run.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("failed its hash check"), "{}", run.output());
+    assert!(
+        stderr.contains(&format!("banned {liar_addr}")),
+        "the liar is banned: {}",
+        run.output()
+    );
+    assert!(
+        !stderr.contains(&format!("banned {honest_addr}")),
+        "the honest seeder is not: {}",
+        run.output()
+    );
+    assert_same_content(out.path(), "a corrupt libtorrent seeder");
 }
