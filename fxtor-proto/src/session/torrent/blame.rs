@@ -6,7 +6,8 @@
 //! in the piece layer, which we trust), then each block's SHA-256 is compared with its
 //! leaf. Only the senders of blocks that do not match are banned. If no peer can give the
 //! leaves (none speaks v2 or has the piece, or all refuse or time out), the blame falls
-//! back on [`trust`](super::trust).
+//! back on [`trust`](super::trust). (libtorrent 2.0 seeding data it checked keeps no block
+//! hashes: it answers requests for the piece layer and rejects requests for leaves.)
 //!
 //! The other side: a peer's request for the leaves of a piece we have is answered by
 //! reading the piece from disk and hashing its blocks (at most [`MAX_LEAF_READS`] reads at
