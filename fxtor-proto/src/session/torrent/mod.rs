@@ -60,7 +60,7 @@ use crate::resume::ResumeData;
 use crate::time::Instant;
 use crate::verify::PieceCheck;
 use crate::wire::extension::{ExtendedHandshake, MAX_METADATA_SIZE, UT_METADATA};
-use crate::wire::BlockRequest;
+use crate::wire::{BlockRequest, HashRequest};
 use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
@@ -79,21 +79,15 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// The most peer addresses a torrent remembers to (re)connect to.
 const MAX_KNOWN_PEERS: usize = 1000;
 
-/// A disk job in flight, by what it is for.
+/// A disk job in flight, by what it is for. `Leaves`: a piece read to answer a peer's
+/// request for its leaves (see [`blame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Write(PieceIndex),
-    Read {
-        key: PeerKey,
-        request: BlockRequest,
-    },
+    Read { key: PeerKey, request: BlockRequest },
     Check(PieceIndex),
     CreateFiles,
-    /// A piece read to answer a peer's request for its leaves.
-    Leaves {
-        key: PeerKey,
-        request: crate::wire::HashRequest,
-    },
+    Leaves { key: PeerKey, request: HashRequest },
 }
 
 /// What a torrent knows once it has its info dictionary.
