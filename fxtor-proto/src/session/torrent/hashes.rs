@@ -856,6 +856,21 @@ mod tests {
     }
 
     #[test]
+    fn a_hybrid_picks_its_pieces_before_its_layers_arrive() {
+        let hybrid = Content::new(TorrentVersion::Hybrid, 16 * 1024, &[("a", 100 * KIB)], 4);
+        let fetch = LayerFetch::new(&bare(&hybrid));
+        assert!(!fetch.is_done(), "its layer is still asked for");
+        assert!(!fetch.gates_picking());
+        assert!(fetch.piece_ready(PieceIndex(0)), "its v1 hash checks it");
+        let v2 = LayerFetch::new(&bare(&content()));
+        assert!(v2.gates_picking());
+        assert!(
+            LayerFetch::new(&content().info).is_done(),
+            "a .torrent has its layers"
+        );
+    }
+
+    #[test]
     fn peers_are_asked_only_for_chunks_they_have_pieces_of() {
         let content = content();
         let mut fetch = LayerFetch::new(&bare(&content));
