@@ -14,6 +14,7 @@
 //! | `sequential_download` | 0 or 1 |
 //! | `total_downloaded` / `total_uploaded` | payload byte counts |
 //! | `info` | the info dictionary (for a torrent added by magnet link) |
+//! | `piece layers` | v2 piece layers fetched from peers: `pieces root` → concatenated hashes, as in a .torrent |
 //!
 //! Only whole, verified pieces are saved: blocks of pieces that were still being
 //! downloaded are not, and are downloaded again after a restart. The have-bitfield is
@@ -40,7 +41,8 @@ use thiserror::Error;
 use crate::bencode::{self, write_bytes, write_int, DecodeError, Dict, Mode};
 use crate::metainfo::TorrentInfo;
 use crate::picker::PiecePicker;
-use crate::{InfoHashV1, InfoHashV2, InfoHashes};
+use crate::{InfoHashV1, InfoHashV2, InfoHashes, Sha256Hash};
+use std::collections::BTreeMap;
 
 /// The `file-format` of fxtor's resume data.
 pub const FORMAT: &str = "fxtor resume file";
@@ -76,6 +78,10 @@ pub struct ResumeData {
     /// would otherwise have to be fetched again). Written only if it is a bencoded
     /// dictionary.
     pub info: Option<Bytes>,
+    /// v2 piece layers that were not in the torrent's metadata (fetched from peers), by the
+    /// `pieces root` of their file, so that a restart does not ask for them again. Checked
+    /// against the torrent when it is added, not here.
+    pub piece_layers: BTreeMap<Sha256Hash, Vec<Sha256Hash>>,
 }
 
 /// Why resume data was refused.
@@ -122,6 +128,7 @@ impl ResumeData {
             total_downloaded: 0,
             total_uploaded: 0,
             info: None,
+            piece_layers: BTreeMap::new(),
         }
     }
 
@@ -151,6 +158,19 @@ impl ResumeData {
         if let Some(v2) = self.info_hashes.get_v2() {
             write_bytes(&mut out, b"info-hash2");
             write_bytes(&mut out, v2.as_bytes());
+        }
+        if !self.piece_layers.is_empty() {
+            write_bytes(&mut out, b"piece layers");
+            out.put_u8(b'd');
+            for (root, layer) in &self.piece_layers {
+                write_bytes(&mut out, root.as_bytes());
+                let mut hashes = Vec::with_capacity(layer.len() * Sha256Hash::LEN);
+                for hash in layer {
+                    hashes.extend_from_slice(hash.as_bytes());
+                }
+                write_bytes(&mut out, &hashes);
+            }
+            out.put_u8(b'e');
         }
         if !self.piece_priorities.is_empty() {
             write_bytes(&mut out, b"piece_priority");
@@ -265,6 +285,11 @@ impl ResumeData {
             }
         };
 
+        let piece_layers = match dict.get("piece layers") {
+            None => BTreeMap::new(),
+            Some(v) => piece_layers(v)?,
+        };
+
         Ok(Self {
             info_hashes,
             pieces: Bytes::copy_from_slice(pieces),
@@ -274,6 +299,7 @@ impl ResumeData {
             total_downloaded,
             total_uploaded,
             info,
+            piece_layers,
         })
     }
 
@@ -322,6 +348,33 @@ impl ResumeData {
         }
         Ok(())
     }
+}
+
+/// Reads `piece layers`: a dictionary from 32-byte roots to strings of whole hashes.
+fn piece_layers(
+    value: bencode::Value<'_>,
+) -> Result<BTreeMap<Sha256Hash, Vec<Sha256Hash>>, ResumeError> {
+    const FIELD: &str = "piece layers";
+    let dict = value.as_dict().ok_or(invalid(FIELD, "not a dictionary"))?;
+    if dict.len() > MAX_FILES {
+        return Err(invalid(FIELD, "more entries than files"));
+    }
+    let mut layers = BTreeMap::new();
+    for (key, value) in dict.iter() {
+        let root = Sha256Hash::from_slice(key).ok_or(invalid(FIELD, "a key is not 32 bytes"))?;
+        let bytes = value
+            .as_bytes()
+            .ok_or(invalid(FIELD, "a layer is not a string"))?;
+        if bytes.is_empty() || bytes.len() % Sha256Hash::LEN != 0 {
+            return Err(invalid(FIELD, "a layer is not a whole number of hashes"));
+        }
+        let layer = bytes
+            .chunks_exact(Sha256Hash::LEN)
+            .filter_map(Sha256Hash::from_slice)
+            .collect();
+        layers.insert(root, layer);
+    }
+    Ok(layers)
 }
 
 fn invalid(field: &'static str, reason: &'static str) -> ResumeError {
@@ -380,6 +433,13 @@ mod tests {
             total_downloaded: 1 << 40,
             total_uploaded: 12,
             info: None,
+            piece_layers: BTreeMap::from([
+                (
+                    Sha256Hash([7; 32]),
+                    vec![Sha256Hash([1; 32]), Sha256Hash([2; 32])],
+                ),
+                (Sha256Hash([3; 32]), vec![Sha256Hash([4; 32]); 3]),
+            ]),
         };
         let bytes = data.to_bytes();
         // Strict decoding accepts only sorted keys.
@@ -407,6 +467,45 @@ mod tests {
         assert_eq!(
             ResumeData::from_bytes(&other.to_bytes()).unwrap().info,
             None
+        );
+    }
+
+    #[test]
+    fn piece_layers_must_be_whole_hashes_under_32_byte_roots() {
+        let prefix = b"d11:file-format17:fxtor resume file12:file-versioni1e9:info-hash20:aaaaaaaaaaaaaaaaaaaa12:piece layers";
+        let with = |layers: &[u8]| {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(layers);
+            bytes.push(b'e');
+            ResumeData::from_bytes(&bytes)
+        };
+        let bad = |reason| {
+            Err(ResumeError::Invalid {
+                field: "piece layers",
+                reason,
+            })
+        };
+        assert_eq!(with(b"le"), bad("not a dictionary"));
+        assert_eq!(with(b"d3:abc0:e"), bad("a key is not 32 bytes"));
+        let root = [b'r'; 32];
+        let entry = |value: &[u8]| {
+            let mut d = b"d32:".to_vec();
+            d.extend_from_slice(&root);
+            d.extend_from_slice(value);
+            d.push(b'e');
+            d
+        };
+        assert_eq!(with(&entry(b"i1e")), bad("a layer is not a string"));
+        assert_eq!(
+            with(&entry(b"3:abc")),
+            bad("a layer is not a whole number of hashes")
+        );
+        let mut good = b"64:".to_vec();
+        good.extend_from_slice(&[5; 64]);
+        let data = with(&entry(&good)).unwrap();
+        assert_eq!(
+            data.piece_layers.get(&Sha256Hash(root)),
+            Some(&vec![Sha256Hash([5; 32]); 2])
         );
     }
 
@@ -496,9 +595,14 @@ mod tests {
             any::<bool>(),
             0u64..=i64::MAX as u64,
             0u64..=i64::MAX as u64,
+            proptest::collection::btree_map(
+                any::<[u8; 32]>().prop_map(Sha256Hash),
+                proptest::collection::vec(any::<[u8; 32]>().prop_map(Sha256Hash), 1..4),
+                0..3,
+            ),
         )
             .prop_map(
-                |(v1, v2, pieces, files, pieces_prio, seq, down, up)| ResumeData {
+                |(v1, v2, pieces, files, pieces_prio, seq, down, up, layers)| ResumeData {
                     info_hashes: InfoHashes::from_parts(Some(InfoHashV1(v1)), v2.map(InfoHashV2))
                         .unwrap(),
                     pieces: pieces.into(),
@@ -508,6 +612,7 @@ mod tests {
                     total_downloaded: down,
                     total_uploaded: up,
                     info: None,
+                    piece_layers: layers,
                 },
             )
     }

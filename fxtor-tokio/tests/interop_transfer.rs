@@ -11,7 +11,9 @@
 //!    metadata from fxtor (BEP9), then the payload, v1 and hybrid;
 //! 5. a seeder serving corrupt data (libtorrent over files altered after its check) cannot
 //!    corrupt the download: its pieces fail their hash checks, an honest seeder supplies
-//!    them, and the files end up right.
+//!    them, and the files end up right;
+//! 5. a magnet link (btih, btih and btmh, or btmh alone for the v2 torrent) with `x.pe`
+//!    fetches the metadata (and v2 piece layers) and the payload from libtorrent.
 //!
 //! libtorrent is driven by `tests/interop/lt.py` through Debian's python3-libtorrent; every
 //! session listens on 127.0.0.1 only and accepts loopback peers only.
@@ -269,19 +271,6 @@ fn corrupt(save_path: &Path) -> usize {
     flipped
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_corrupt_seeder_cannot_corrupt_the_download() {
     if !have_libtorrent() {
@@ -332,20 +321,19 @@ fn a_magnet_link_fetches_the_metadata_from_libtorrent() {
         return;
     }
     let f = fixtures();
-    // A v2-only torrent of multi-piece files also needs its piece layers, which come by
-    // hash requests (BEP52): not done yet, so only v1 and hybrid torrents here.
-    for fixture in f.torrents.iter().filter(|t| t.version != "v2") {
+    // A v2-only torrent's piece layers come by hash requests (BEP52); see v2_hashes.rs.
+    for fixture in &f.torrents {
         let context = format!("{} by magnet link", fixture.version);
         let (_seeder, addr) = lt_seed(&fixture.torrent, &f.src(), None);
         let info = fxtor_info(fixture.torrent.to_str().unwrap());
-        let mut link = format!(
-            "magnet:?xt=urn:btih:{}",
-            info["info_hash_v1"].as_str().unwrap()
-        );
-        if let Some(v2) = info["info_hash_v2"].as_str() {
-            link.push_str(&format!("&xt=urn:btmh:1220{v2}"));
+        let mut topics = Vec::new();
+        if let Some(v1) = info["info_hash_v1"].as_str() {
+            topics.push(format!("xt=urn:btih:{v1}"));
         }
-        link.push_str(&format!("&x.pe={addr}"));
+        if let Some(v2) = info["info_hash_v2"].as_str() {
+            topics.push(format!("xt=urn:btmh:1220{v2}"));
+        }
+        let link = format!("magnet:?{}&x.pe={addr}", topics.join("&"));
         let out = tempfile::tempdir().unwrap();
         let mut run = fxtor_download(Path::new(&link), out.path(), &[], None);
         let status = run.wait(TRANSFER_LIMIT);

@@ -1,5 +1,7 @@
 //! Magnet links in a simulated swarm: the info dictionary is fetched over `ut_metadata`
-//! (BEP9), checked, and the torrent then downloads as any other.
+//! (BEP9), checked, and the torrent then downloads as any other; a v2 torrent's piece
+//! layers come by BEP52 hash requests. Also BEP52's other use: the leaves of a failed
+//! v2 piece tell which peer sent the bad blocks.
 
 use core::time::Duration;
 
@@ -309,4 +311,230 @@ fn a_magnets_select_only_downloads_just_those_files() {
         "{finished:?}"
     );
     assert_eq!(finished.len(), 3);
+}
+
+/// A v2 torrent whose files span several pieces, one of them more than a chunk of 512
+/// piece hashes.
+fn v2_multi_piece(seed: u64) -> Content {
+    Content::new(
+        TorrentVersion::V2,
+        16 * 1024,
+        &[
+            ("a", 100 * KIB),
+            ("big", 600 * 16 * KIB + 100),
+            ("c", 5 * KIB),
+        ],
+        seed,
+    )
+}
+
+#[test]
+fn a_v2_magnet_fetches_its_piece_layers_and_completes() {
+    let content = v2_multi_piece(10);
+    assert!(!content
+        .info
+        .files()
+        .iter()
+        .all(|(f, _)| !content.info.needs_piece_layer(f)));
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    let mut net = Net::new();
+    let seeds: Vec<usize> = (0..2).map(|_| net.add_node()).collect();
+    for &s in &seeds {
+        net.add_seed(s, &content);
+    }
+    let node = net.add_node();
+    let torrent = add_magnet(
+        &mut net,
+        node,
+        &content,
+        MagnetLink::new(InfoHashes::v2(v2)),
+        &seeds,
+    );
+    completes(&mut net, node, torrent, &content);
+    let asked: u64 = seeds
+        .iter()
+        .map(|&s| net.wire(node, s).count(crate::wire::MessageId::HashRequest))
+        .sum();
+    let answered: u64 = seeds
+        .iter()
+        .map(|&s| net.wire(s, node).count(crate::wire::MessageId::Hashes))
+        .sum();
+    // a: 1 chunk; big: 601 pieces in 2 chunks; c needs none.
+    assert_eq!((asked, answered), (3, 3));
+    let info = net.nodes[node].session.torrent_info(torrent).unwrap();
+    assert!(info.has_piece_layers());
+
+    // The layers are in the resume data: a restart asks for none.
+    let resume = net.nodes[node].session.save_resume_data(torrent).unwrap();
+    let data = ResumeData::from_bytes(&resume).unwrap();
+    assert_eq!(data.piece_layers.len(), 2);
+    let again = net.add_node();
+    let mut params =
+        AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(InfoHashes::v2(v2))));
+    params.resume_data = Some(resume);
+    params.peers = vec![net.nodes[seeds[0]].addr];
+    let restarted = net.add_torrent(again, params, &content, []);
+    let info = net.nodes[again].session.torrent_info(restarted).unwrap();
+    assert!(info.has_piece_layers(), "layers restored from resume data");
+    net.run_for(MINUTE);
+    assert_eq!(
+        net.wire(again, seeds[0])
+            .count(crate::wire::MessageId::HashRequest),
+        0
+    );
+}
+
+#[test]
+fn a_peer_sending_bad_hashes_is_banned_and_one_refusing_passed_over() {
+    let content = v2_multi_piece(11);
+    let v2 = content.info.info_hashes().get_v2().unwrap();
+    let mut net = Net::new();
+    let liar_node = net.add_node();
+    let refusing_node = net.add_node();
+    let good_node = net.add_node();
+    let liar = net.add_seed(liar_node, &content);
+    net.with(liar_node, |s, _| {
+        s.set_test_hash_serving(liar, TestServing::Corrupt)
+    });
+    let refusing = net.add_seed(refusing_node, &content);
+    net.with(refusing_node, |s, _| {
+        s.set_test_hash_serving(refusing, TestServing::Refuse)
+    });
+    net.add_seed(good_node, &content);
+    let node = net.add_node();
+    let link = MagnetLink::new(InfoHashes::v2(v2));
+    let torrent = add_magnet(
+        &mut net,
+        node,
+        &content,
+        link,
+        &[liar_node, refusing_node, good_node],
+    );
+    completes(&mut net, node, torrent, &content);
+    let banned = |n: usize| {
+        let addr = net.nodes[n].addr;
+        net.nodes[node].saw(|a| matches!(a, Alert::PeerBanned { addr: at, .. } if *at == addr))
+    };
+    let asked = |n: usize| net.wire(node, n).count(crate::wire::MessageId::HashRequest);
+    let rejected = net
+        .wire(refusing_node, node)
+        .count(crate::wire::MessageId::HashReject);
+    assert!(asked(liar_node) >= 1, "the liar is asked first");
+    assert!(banned(liar_node), "bad hashes get a peer banned");
+    assert!(!banned(refusing_node) && !banned(good_node));
+    assert_eq!(rejected, asked(refusing_node));
+    assert!(asked(good_node) >= 1);
+}
+
+/// A v2 swarm of three honest seeds (which answer requests for leaves, or refuse them)
+/// and one whose every block is corrupt; a leecher takes pieces from all four. Returns the
+/// network, the leecher's node and the liar's.
+fn corrupt_v2_swarm(honest_serve_leaves: bool) -> (Net, usize, usize, Vec<usize>) {
+    // 256 KiB pieces of 16 blocks: the leecher takes each piece's blocks from several
+    // seeds, so failed pieces are shared and the leaves must tell who sent the bad blocks.
+    let content = Content::new(
+        TorrentVersion::V2,
+        256 * 1024,
+        &[("a", 3 * 1024 * KIB + 100), ("b", 700 * KIB)],
+        12,
+    );
+    let mut net = Net::new();
+    let honest: Vec<usize> = (0..3).map(|_| net.add_node()).collect();
+    for &h in &honest {
+        let t = net.add_seed(h, &content);
+        if !honest_serve_leaves {
+            net.with(h, |s, _| s.set_test_hash_serving(t, TestServing::Refuse));
+        }
+    }
+    let liar = net.add_node();
+    let lying = net.add_seed(liar, &content);
+    net.nodes[liar]
+        .store
+        .torrents
+        .get_mut(&lying)
+        .unwrap()
+        .corrupt = (0..content.info.num_pieces())
+        .map(crate::PieceIndex)
+        .collect();
+    let node = net.add_node();
+    let mut peers = honest.clone();
+    peers.insert(1, liar);
+    let torrent = net.add_leecher(node, &content, &peers);
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let n = content.info.num_pieces();
+    assert_eq!(
+        net.nodes[node].store.bytes(torrent, n).as_deref(),
+        Some(&content.data[..])
+    );
+    (net, node, liar, honest)
+}
+
+/// The peers `node` banned, in order.
+fn banned_by(net: &Net, node: usize) -> Vec<core::net::SocketAddr> {
+    net.nodes[node]
+        .alerts
+        .iter()
+        .filter_map(|a| match a {
+            Alert::PeerBanned { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How many pieces failed at `node` before its first ban.
+fn failed_before_ban(net: &Net, node: usize) -> usize {
+    net.nodes[node]
+        .alerts
+        .iter()
+        .take_while(|a| !matches!(a, Alert::PeerBanned { .. }))
+        .filter(|a| matches!(a, Alert::HashFailed { .. }))
+        .count()
+}
+
+#[test]
+fn a_corrupt_peer_in_a_v2_swarm_is_found_by_the_leaves_of_shared_pieces() {
+    let (net, node, liar, honest) = corrupt_v2_swarm(true);
+    assert_eq!(
+        banned_by(&net, node),
+        [net.nodes[liar].addr],
+        "the liar alone"
+    );
+    assert_eq!(
+        failed_before_ban(&net, node),
+        1,
+        "banned at its first failed piece, not on trust"
+    );
+    let asked: u64 = honest
+        .iter()
+        .map(|&h| net.wire(node, h).count(crate::wire::MessageId::HashRequest))
+        .sum();
+    let answered: u64 = honest
+        .iter()
+        .map(|&h| net.wire(h, node).count(crate::wire::MessageId::Hashes))
+        .sum();
+    assert!(answered >= 1, "the leaves came from an honest seed");
+    assert_eq!(asked, answered);
+}
+
+#[test]
+fn without_leaves_the_blame_falls_back_on_trust() {
+    let (net, node, liar, honest) = corrupt_v2_swarm(false);
+    assert_eq!(
+        banned_by(&net, node),
+        [net.nodes[liar].addr],
+        "the liar alone"
+    );
+    let rejected: u64 = honest
+        .iter()
+        .map(|&h| net.wire(h, node).count(crate::wire::MessageId::HashReject))
+        .sum();
+    assert!(rejected >= 1, "the leaves were asked for and refused");
+    assert!(
+        failed_before_ban(&net, node) > 1,
+        "trust takes more than one shared failure"
+    );
 }

@@ -509,6 +509,18 @@ impl Session {
         }
     }
 
+    /// Sets how a torrent answers hash requests.
+    #[cfg(test)]
+    pub(crate) fn set_test_hash_serving(
+        &mut self,
+        torrent: TorrentId,
+        serving: torrent::TestServing,
+    ) {
+        if let Some(t) = self.torrents.get_mut(&torrent) {
+            t.test_hash_serving = serving;
+        }
+    }
+
     /// Routes the info-hashes torrents learnt from their metadata to them.
     fn route_learned(&mut self) {
         for id in std::mem::take(&mut self.shared.learned) {

@@ -14,7 +14,8 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
         -> downloads from those peers only, re-checks the data when finished, prints JSON
            and exits 0 if every piece is there (1 otherwise, or after --timeout seconds)
   lt.py magnet LINK SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
-        -> as download, from a magnet link: the metadata comes from those peers too
+        -> as download, from a magnet link: the metadata (and a v2 torrent's piece layers)
+           come from those peers too
   lt.py pair TORRENT SEED_PATH PEER_PATH [--download-limit BYTES_PER_S]
         -> two sessions: A seeds from SEED_PATH (peer exchange off for it); B downloads into
            PEER_PATH (slowly, so it stays a downloader) and dials A. Prints {"seed": "IP:PORT", "peer": "IP:PORT"} on
@@ -205,8 +206,9 @@ def fetch(ses, h, peer_args, deadline):
             connected_at = time.time()
         ses.wait_for_alert(200)
         ses.pop_alerts()
-    finished = h.status().is_seeding
-    downloaded = h.status().total_payload_download
+    s = h.status()
+    finished = s.has_metadata and s.is_seeding
+    downloaded = s.total_payload_download
     # Its own check of what it wrote.
     checked = False
     if finished:
@@ -217,6 +219,7 @@ def fetch(ses, h, peer_args, deadline):
     ti = h.torrent_file()
     total = ti.num_pieces() if ti is not None else None
     result = {
+        "has_metadata": s.has_metadata,
         "finished": finished,
         "check_passed": checked and s.num_pieces == total,
         "num_pieces": s.num_pieces,

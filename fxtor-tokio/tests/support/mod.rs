@@ -6,6 +6,7 @@
 //! is missing and returns early, so `cargo test` on a bare machine still runs the rest.
 #![allow(dead_code, unused_imports)]
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -24,4 +25,18 @@ pub fn fxtor() -> Command {
 pub fn fxtor_info(source: &str) -> Value {
     let out = run_ok(fxtor().args(["info", "--json", source]));
     serde_json::from_slice(&out.stdout).expect("fxtor info --json prints JSON")
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

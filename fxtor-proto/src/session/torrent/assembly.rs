@@ -28,6 +28,9 @@ struct PieceBuffer {
 struct Writing {
     senders: Vec<SocketAddr>,
     len: u32,
+    /// Its blocks (shared with the disk job) and who sent each: if the piece fails, the
+    /// blocks can be checked one by one against their merkle leaves.
+    blocks: Vec<(Bytes, SocketAddr)>,
 }
 
 /// The pieces held in memory. Every started piece counts with its full length against the
@@ -104,11 +107,12 @@ impl Assembly {
     pub fn finish(&mut self, piece: PieceIndex) -> Option<Vec<Bytes>> {
         let buffer = self.building.remove(&piece)?;
         let blocks: Option<Vec<Bytes>> = buffer.blocks.into_iter().collect();
-        if blocks.is_none() {
+        let by_sender: Option<Vec<SocketAddr>> = buffer.senders.into_iter().collect();
+        let (Some(blocks), Some(by_sender)) = (blocks, by_sender) else {
             self.bytes -= u64::from(buffer.len);
             return None;
-        }
-        let mut senders: Vec<SocketAddr> = buffer.senders.into_iter().flatten().collect();
+        };
+        let mut senders = by_sender.clone();
         senders.sort_unstable();
         senders.dedup();
         self.writing.insert(
@@ -116,19 +120,29 @@ impl Assembly {
             Writing {
                 senders,
                 len: buffer.len,
+                blocks: blocks.iter().cloned().zip(by_sender).collect(),
             },
         );
-        blocks
+        Some(blocks)
     }
 
     /// The write of `piece` is done: returns who sent its blocks (each address once).
     pub fn written(&mut self, piece: PieceIndex) -> Vec<SocketAddr> {
+        self.written_with_blocks(piece).0
+    }
+
+    /// The write of `piece` is done: returns who sent its blocks (each address once), and
+    /// its blocks in order with the sender of each.
+    pub fn written_with_blocks(
+        &mut self,
+        piece: PieceIndex,
+    ) -> (Vec<SocketAddr>, Vec<(Bytes, SocketAddr)>) {
         match self.writing.remove(&piece) {
             Some(w) => {
                 self.bytes -= u64::from(w.len);
-                w.senders
+                (w.senders, w.blocks)
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         }
     }
 

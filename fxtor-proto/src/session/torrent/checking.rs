@@ -34,8 +34,8 @@ impl Torrent {
         while checking.in_flight < CHECKS_IN_FLIGHT && checking.next < num_pieces {
             let piece = PieceIndex(checking.next);
             checking.next += 1;
-            // A piece without hashes cannot be checked (the torrent is stopped on an error
-            // for that when added): it is not ours.
+            // A piece without hashes (its v2 piece layer is still to be fetched from
+            // peers) cannot be checked: it is not ours.
             if let Some(check) = piece_check(&meta.info, piece) {
                 let id = shared.disk_job(self.id, DiskJobKind::CheckPiece { piece, check });
                 self.jobs.insert(id, Job::Check(piece));

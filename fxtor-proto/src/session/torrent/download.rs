@@ -5,9 +5,12 @@ use bytes::{Bytes, BytesMut};
 use core::net::SocketAddr;
 use smallvec::SmallVec;
 
+use super::assembly::Assembly;
 use super::peer::{count_ones, for_each_piece, PeerHave};
 use super::{piece_check, release_if_untouched, wanted, Job, Metadata, Shared, Torrent};
-use crate::picker::{AllPieces, BlockRef, BlockStatus, PeerKey, PickOptions, WireBitfield};
+use crate::picker::{
+    AllPieces, BlockRef, BlockStatus, PeerKey, PickOptions, PiecePicker, WireBitfield,
+};
 use crate::session::{Alert, DiskJobKind, TorrentState};
 use crate::time::Instant;
 use crate::wire::{Block, BlockRequest};
@@ -164,12 +167,18 @@ impl Torrent {
         let picked: Picked = {
             let have = &peer.have;
             let allowed = peer.connection.allowed_fast();
-            let has =
-                |p: PieceIndex| have.contains(p) && (!allowed_fast_only || allowed.contains(&p));
+            // Pieces of a file whose v2 piece layer is still being fetched cannot be
+            // checked yet: they are not picked.
+            let layers = &meta.layers;
+            let has = |p: PieceIndex| {
+                have.contains(p)
+                    && (!allowed_fast_only || allowed.contains(&p))
+                    && layers.piece_ready(p)
+            };
             let options = PickOptions::default();
             if meta.pieces.bytes() >= budget {
-                pick_started(meta, key, &has, count)
-            } else if allowed_fast_only {
+                pick_started(&mut meta.picker, &meta.pieces, key, &has, count)
+            } else if allowed_fast_only || layers.gates_picking() {
                 meta.picker.pick(key, &has, count, options)
             } else {
                 match have {
@@ -344,7 +353,7 @@ impl Torrent {
         let Some(meta) = &mut self.meta else {
             return;
         };
-        let senders = meta.pieces.written(piece);
+        let (senders, blocks) = meta.pieces.written_with_blocks(piece);
         self.refill = true;
         if !passed {
             shared.alert(Alert::HashFailed {
@@ -352,6 +361,10 @@ impl Torrent {
                 piece,
             });
             meta.picker.piece_failed(piece);
+            let explained = senders.iter().any(|ip| self.banned.contains(ip));
+            if senders.len() > 1 && !explained && self.start_blame(now, piece, &senders, blocks) {
+                return;
+            }
             self.on_hash_failed(now, &senders, shared);
             return;
         }
@@ -386,8 +399,14 @@ impl Torrent {
     }
 
     /// Blames the senders of a piece that failed its check: a peer that sent all of it is
-    /// banned at once; peers that shared in it lose trust, and are banned when it runs out.
-    fn on_hash_failed(&mut self, now: Instant, senders: &[SocketAddr], shared: &mut Shared) {
+    /// banned at once; peers that shared in it lose trust, and are banned when it runs out
+    /// (when the piece's v2 leaves could not tell the bad blocks apart, see [`super::blame`]).
+    pub(super) fn on_hash_failed(
+        &mut self,
+        now: Instant,
+        senders: &[SocketAddr],
+        shared: &mut Shared,
+    ) {
         if let [only] = senders {
             self.ban(now, *only, shared);
             return;
@@ -411,7 +430,7 @@ impl Torrent {
     /// (behind one NAT, or all on loopback), and banning the IP would punish the honest
     /// ones. Connections *from* a banned peer's IP are refused, as their port says nothing
     /// of who they are (see `accept`).
-    fn ban(&mut self, now: Instant, addr: SocketAddr, shared: &mut Shared) {
+    pub(super) fn ban(&mut self, now: Instant, addr: SocketAddr, shared: &mut Shared) {
         if !self.banned.insert(addr) {
             return;
         }
@@ -455,25 +474,25 @@ fn forget_availability(meta: &mut Metadata, have: &PeerHave) {
 /// Up to `count` open blocks of the pieces already being assembled that the peer has: the
 /// pick while the memory budget is spent.
 fn pick_started(
-    meta: &mut Metadata,
+    picker: &mut PiecePicker,
+    pieces: &Assembly,
     key: PeerKey,
     has: &dyn Fn(PieceIndex) -> bool,
     count: usize,
 ) -> Picked {
     let mut picked = Picked::new();
-    let pieces: Vec<PieceIndex> = meta
-        .pieces
+    let pieces: Vec<PieceIndex> = pieces
         .building()
-        .filter(|&p| has(p) && meta.picker.piece_priority(p).is_wanted())
+        .filter(|&p| has(p) && picker.piece_priority(p).is_wanted())
         .collect();
     for piece in pieces {
-        for b in 0..meta.picker.blocks_in_piece(piece) {
+        for b in 0..picker.blocks_in_piece(piece) {
             if picked.len() >= count {
                 return picked;
             }
             let block = BlockRef::new(piece, b);
-            if meta.picker.block_status(block) == Some(BlockStatus::Open)
-                && meta.picker.mark_requested(block, key)
+            if picker.block_status(block) == Some(BlockStatus::Open)
+                && picker.mark_requested(block, key)
             {
                 picked.push(block);
             }

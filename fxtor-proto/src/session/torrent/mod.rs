@@ -17,6 +17,8 @@
 //! - [`trackers`]: the torrent's announcer, following its state.
 //! - [`peer_list`]: the addresses to connect to, chosen by [`peer_priority`] (BEP40).
 //! - [`pex`]: peer exchange (BEP11); [`donthave`]: withdrawn pieces (`lt_donthave`).
+//! - [`hashes`]: BEP52 hash requests: fetching missing v2 piece layers, serving ours.
+//! - [`blame`]: which senders of a failed v2 piece sent the bad blocks, by its leaves.
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
 //! arrives: its connections run without a geometry, their availability is recorded as
@@ -25,9 +27,11 @@
 //! availability into the new picker.
 
 mod assembly;
+mod blame;
 mod checking;
 mod donthave;
 mod download;
+mod hashes;
 mod metadata;
 mod peer_list;
 mod peer_priority;
@@ -67,10 +71,12 @@ use crate::verify::PieceCheck;
 use crate::wire::extension::{
     ExtendedHandshake, PexFlags, LT_DONTHAVE, MAX_METADATA_SIZE, UT_METADATA, UT_PEX,
 };
+use crate::wire::HashRequest;
 use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
 use checking::Checking;
+use hashes::{HashServer, LayerFetch};
 use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
 use peer_list::PeerList;
@@ -83,13 +89,15 @@ const CLIENT: &str = concat!("fxtor ", env!("CARGO_PKG_VERSION"));
 /// How often [`Alert::Stats`] is posted while data moves.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A disk job in flight, by what it is for.
+/// A disk job in flight, by what it is for. `Leaves`: a piece read to answer a peer's
+/// request for its leaves (see [`blame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Write(PieceIndex),
     Read { key: PeerKey, run: upload::ReadRun },
     Check(PieceIndex),
     CreateFiles,
+    Leaves { key: PeerKey, request: HashRequest },
 }
 
 /// What a torrent knows once it has its info dictionary.
@@ -104,6 +112,8 @@ struct Metadata {
     /// Bytes of pad files in each piece that has any: they count as neither wanted nor
     /// done in the status, as the user sees only real files.
     pad_bytes: BTreeMap<u32, u32>,
+    /// The v2 piece layers being fetched from peers.
+    layers: LayerFetch,
 }
 
 /// The bytes of pad files in each piece that holds some.
@@ -132,6 +142,7 @@ impl Metadata {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             pad_bytes: pad_bytes_per_piece(&info),
+            layers: LayerFetch::new(&info),
             info,
             geometry,
             picker,
@@ -227,9 +238,19 @@ pub(super) struct Torrent {
     choker: Choker,
     trackers: Trackers,
     totals: Totals,
+    /// Answers peers' hash requests.
+    hash_server: HashServer,
+    /// Failed pieces whose leaves were asked for; reads for leaves asked of us.
+    blame: blame::Blame,
+    /// The metadata came without (all) its v2 piece layers: the ones fetched are kept in
+    /// resume data.
+    layers_from_peers: bool,
     /// How metadata requests are answered (tests only).
     #[cfg(test)]
     pub test_serving: metadata::TestServing,
+    /// How hash requests are answered (tests only).
+    #[cfg(test)]
+    pub test_hash_serving: metadata::TestServing,
 }
 
 impl Torrent {
@@ -298,6 +319,13 @@ impl Torrent {
             }
         }
         known.extend(peers);
+        let layers_from_peers = from_magnet || info.as_ref().is_some_and(|i| !i.has_piece_layers());
+        if let (Some(info), Some(resume)) = (&mut info, &resume) {
+            if !resume.piece_layers.is_empty() {
+                hashes::restore_layers(Arc::make_mut(info), resume)
+                    .map_err(SessionError::InvalidResumeData)?;
+            }
+        }
 
         let mut error = None;
         let meta = match info {
@@ -343,8 +371,13 @@ impl Torrent {
             choker: Self::new_choker(shared),
             trackers: Trackers::new(id, info_hashes, &tracker_tiers, shared),
             totals: Totals::default(),
+            hash_server: HashServer::default(),
+            blame: blame::Blame::default(),
+            layers_from_peers,
             #[cfg(test)]
             test_serving: metadata::TestServing::Honest,
+            #[cfg(test)]
+            test_hash_serving: metadata::TestServing::Honest,
         };
         for addr in known {
             torrent.remember(addr, PeerSource::Manual);
@@ -434,15 +467,6 @@ impl Torrent {
             meta.picker.we_have_bitfield(&resume.pieces);
         } else if !skip_check {
             meta.checking = Some(Checking::default());
-        }
-        let all_checkable =
-            (0..meta.picker.num_pieces()).all(|p| piece_check(&meta.info, PieceIndex(p)).is_some());
-        if !seed_mode && !all_checkable {
-            self.error = Some(
-                "the torrent lacks v2 piece layers, and fetching them from peers is not \
-                 supported yet"
-                    .to_owned(),
-            );
         }
     }
 
@@ -836,6 +860,9 @@ impl Torrent {
             if self.from_magnet {
                 data.info = Some(meta.info.info_bytes().clone());
             }
+            if self.layers_from_peers {
+                data.piece_layers = hashes::layers_for_resume(&meta.info);
+            }
         }
         data
     }
@@ -1196,6 +1223,9 @@ impl Torrent {
                 );
             }
             (Job::CreateFiles, _) => {}
+            (Job::Leaves { key, request }, result) => {
+                self.on_leaves_read(now, key, request, result);
+            }
         }
         self.flush(now, shared);
     }
@@ -1218,6 +1248,8 @@ impl Torrent {
             .is_active()
             .then(|| self.peer_list.poll_timeout())
             .flatten();
+        let hashes = self.hashes_poll_timeout();
+        let blame = self.blame_poll_timeout();
         [
             peers,
             rechoke,
@@ -1226,6 +1258,8 @@ impl Torrent {
             retry,
             self.pex_poll_timeout(),
             self.trackers_poll_timeout(),
+            hashes,
+            blame,
         ]
         .into_iter()
         .flatten()
@@ -1257,6 +1291,10 @@ impl Torrent {
             self.connect_due = true;
         }
         self.pex_handle_timeout(now);
+        self.hashes_handle_timeout(now);
+        if self.blame_poll_timeout().is_some_and(|t| t <= now) {
+            self.blame_handle_timeout(now, shared);
+        }
         self.flush(now, shared);
     }
 
@@ -1302,6 +1340,10 @@ impl Torrent {
                 // A rechoke moves the next one past `now`; the peers it touched are
                 // drained on the next turn.
                 self.rechoke(now);
+                continue;
+            }
+            self.request_hashes(now);
+            if !self.dirty.is_empty() {
                 continue;
             }
             if !std::mem::take(&mut self.refill) {
@@ -1386,16 +1428,10 @@ impl Torrent {
             PeerEvent::Extended { id, payload } if id == donthave::LT_DONTHAVE_ID => {
                 self.on_donthave_message(now, key, &payload)
             }
-            // BEP52 hash transfers plug in here.
-            PeerEvent::Extended { .. }
-            | PeerEvent::Port(_)
-            | PeerEvent::Hashes(_)
-            | PeerEvent::HashReject(_) => {}
-            PeerEvent::HashRequest(request) => {
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.connection.send_hash_reject(now, request);
-                }
-            }
+            PeerEvent::Extended { .. } | PeerEvent::Port(_) => {}
+            PeerEvent::Hashes(hashes) => self.on_hashes(now, key, &hashes, shared),
+            PeerEvent::HashReject(request) => self.on_hash_reject(now, key, &request, shared),
+            PeerEvent::HashRequest(request) => self.on_hash_request(now, key, request, shared),
             PeerEvent::Closed(reason) => {
                 self.on_closed(now, key, reason, shared);
                 self.fetch.remove_source(key);
@@ -1469,6 +1505,7 @@ impl Torrent {
         self.addrs.remove(&peer.addr);
         self.hungry.remove(&key);
         self.choker.peer_removed(key);
+        self.hashes_peer_gone(key);
         shared.routes.remove(&peer.conn);
         if let Some(meta) = &mut self.meta {
             meta.picker.abort_peer(key);

@@ -11,7 +11,7 @@ use crate::peer::{Direction, PeerConnection};
 use crate::session::ConnectionId;
 use crate::time::Instant;
 use crate::wire::BlockRequest;
-use crate::PieceIndex;
+use crate::{InfoHashV2, PieceIndex};
 
 /// The most pieces recorded for a peer while the torrent's metadata is unknown (a
 /// hostile `have` cannot make us allocate more than this many bits).
@@ -207,6 +207,15 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// Whether the connection runs BEP52 for a torrent with v2 info-hash `v2`: under the
+    /// (truncated) v2 info-hash. A hybrid's connection under its v1 info-hash is taken as
+    /// v1 even when the peer sets the v2 upgrade bit: hash requests are sent on v2
+    /// connections only (a hybrid needs no layers to download: its v1 hashes check its
+    /// pieces).
+    pub fn speaks_v2(&self, v2: Option<InfoHashV2>) -> bool {
+        v2.is_some_and(|v2| self.connection.info_hash() == Some(v2.truncated()))
+    }
+
     pub fn new(
         now: Instant,
         conn: ConnectionId,
