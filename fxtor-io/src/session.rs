@@ -356,6 +356,13 @@ impl<R: Runtime> TorrentHandle<R> {
             .await
     }
 
+    /// Asks its trackers for the swarm's figures (scrape): an `Alert::ScrapeReply` or
+    /// `Alert::ScrapeFailed` follows.
+    pub async fn scrape_tracker(&self) -> Result<(), Error> {
+        self.command(|d, now, id| d.core_mut().scrape_tracker(now, id))
+            .await
+    }
+
     /// Connects to a peer for this torrent.
     pub async fn connect_peer(&self, addr: SocketAddr) -> Result<(), Error> {
         self.command(move |d, now, id| d.core_mut().connect_peer(now, id, addr))

@@ -4,7 +4,8 @@
 //!    seeder and `fxtor download` meet through it with no peer given (a .torrent's
 //!    `announce`; a magnet link's `tr=` without `x.pe`); the bytes are the same; the
 //!    tracker counted the `completed` download, and the `stopped` at exit took fxtor out of
-//!    the swarm (scrape figures).
+//!    the swarm (scrape figures). A session's own scrape (`scrape_tracker`), over HTTP and
+//!    UDP, finds itself the one seeder.
 //! 2. A small HTTP tracker in this file, for what opentracker cannot be made to do: a
 //!    `failure reason` and a `warning message` surface as alerts while the torrent goes on,
 //!    a `peers6` peer on ::1 is used, a redirect is followed, and HTTPS works with a
@@ -230,6 +231,63 @@ fn libtorrent_and_fxtor_meet_through_opentracker_over_http() {
 #[test]
 fn libtorrent_and_fxtor_meet_through_opentracker_over_udp_from_a_magnet_link() {
     meet_through_opentracker(true);
+}
+
+/// fxtor seeds with opentracker as its only tracker, then scrapes it: the tracker counts
+/// it as the one seeder.
+async fn scrape_opentracker(udp: bool) {
+    if !have_tool("opentracker") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let info = small_torrent(dir.path());
+    let hashes: Vec<String> = info
+        .info_hashes()
+        .identifiers()
+        .map(|h| h.to_hex())
+        .collect();
+    let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let tracker = OpenTracker::start(&hashes);
+    let url = if udp {
+        format!("udp://127.0.0.1:{}", tracker.port)
+    } else {
+        format!("http://127.0.0.1:{}/announce", tracker.port)
+    };
+    let session = Session::new(loopback_settings()).await.unwrap();
+    let mut alerts = session.alerts();
+    let mut params = AddTorrentParams::from_info(info.clone(), dir.path());
+    params.seed_mode = true;
+    params.trackers = vec![vec![url.clone()]];
+    let torrent = session.add_torrent(params).await.unwrap();
+    wait_alert(&mut alerts, |a| {
+        matches!(a, Alert::TrackerReply { .. }).then_some(())
+    })
+    .await;
+    torrent.scrape_tracker().await.unwrap();
+    let (scraped_url, seeders, leechers) = wait_alert(&mut alerts, |a| match a {
+        Alert::ScrapeReply {
+            url,
+            seeders,
+            leechers,
+            ..
+        } => Some((url.clone(), *seeders, *leechers)),
+        Alert::ScrapeFailed { error, .. } => panic!("the scrape failed: {error}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(scraped_url, url);
+    assert_eq!((seeders, leechers), (1, 0), "fxtor is the one seeder");
+    session.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opentracker_scraped_over_http() {
+    scrape_opentracker(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opentracker_scraped_over_udp() {
+    scrape_opentracker(true).await;
 }
 
 // ----- a tracker of our own -----

@@ -135,4 +135,27 @@ pub enum Alert {
         /// Consecutive failures of this tracker.
         failures: u32,
     },
+    /// A tracker answered a scrape ([`Session::scrape_tracker`](crate::session::Session::scrape_tracker)).
+    /// For a hybrid torrent the figures are those of its v1 swarm.
+    ScrapeReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's announce URL.
+        url: String,
+        /// Peers with the whole torrent (`complete`).
+        seeders: u32,
+        /// Peers still downloading (`incomplete`).
+        leechers: u32,
+        /// Downloads the tracker saw complete (`downloaded`).
+        downloaded: u32,
+    },
+    /// A scrape failed, or no tracker of the torrent can be scraped.
+    ScrapeFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's announce URL, if one was asked.
+        url: Option<String>,
+        /// What went wrong.
+        error: String,
+    },
 }

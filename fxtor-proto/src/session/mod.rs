@@ -466,6 +466,14 @@ impl Session {
         Ok(())
     }
 
+    /// Asks a torrent's trackers for its swarm's figures (scrape, BEP48): an
+    /// [`Alert::ScrapeReply`] or [`Alert::ScrapeFailed`] follows.
+    pub fn scrape_tracker(&mut self, now: Instant, torrent: TorrentId) -> Result<(), SessionError> {
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.scrape_tracker(now, shared);
+        Ok(())
+    }
+
     /// A torrent's trackers, in tier order, and what each last said.
     pub fn trackers(&self, torrent: TorrentId) -> Result<Vec<TrackerEntry>, SessionError> {
         let t = self

@@ -128,6 +128,20 @@ impl Torrent {
         self.drain_trackers(now, shared);
     }
 
+    /// Asks the first tracker (in tier order) that can be scraped and is not backing off
+    /// for the swarm's figures (BEP48; BEP15 for UDP): a [`Alert::ScrapeReply`] follows,
+    /// or a [`Alert::ScrapeFailed`].
+    pub fn scrape_tracker(&mut self, now: Instant, shared: &mut Shared) {
+        if self.trackers.announcer.scrape(now).is_none() {
+            shared.alert(Alert::ScrapeFailed {
+                torrent: self.id,
+                url: None,
+                error: "no tracker of the torrent can be scraped now".to_owned(),
+            });
+        }
+        self.drain_trackers(now, shared);
+    }
+
     /// An HTTP tracker request of this torrent ended.
     pub fn handle_tracker_http(
         &mut self,
@@ -303,13 +317,32 @@ impl Torrent {
                 });
             }
             TrackerEvent::Scraped { tracker, files } => {
-                if let Some((_, stats)) = files.first() {
-                    let note = self.trackers.notes.entry(tracker).or_default();
-                    note.seeders = Some(stats.complete);
-                    note.leechers = Some(stats.incomplete);
-                }
+                let Some((_, stats)) = files.first() else {
+                    shared.alert(Alert::ScrapeFailed {
+                        torrent: self.id,
+                        url: Some(url(self, tracker)),
+                        error: "the tracker knows nothing of the torrent".to_owned(),
+                    });
+                    return;
+                };
+                let note = self.trackers.notes.entry(tracker).or_default();
+                note.seeders = Some(stats.complete);
+                note.leechers = Some(stats.incomplete);
+                shared.alert(Alert::ScrapeReply {
+                    torrent: self.id,
+                    url: url(self, tracker),
+                    seeders: stats.complete,
+                    leechers: stats.incomplete,
+                    downloaded: stats.downloaded,
+                });
             }
-            TrackerEvent::ScrapeFailed { .. } => {}
+            TrackerEvent::ScrapeFailed { tracker, error } => {
+                shared.alert(Alert::ScrapeFailed {
+                    torrent: self.id,
+                    url: Some(url(self, tracker)),
+                    error: error.to_string(),
+                });
+            }
         }
     }
 
