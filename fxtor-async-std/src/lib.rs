@@ -48,8 +48,11 @@ pub type Session = fxtor_io::session::Session<AsyncIo>;
 /// See [`fxtor_io::session::TorrentHandle`] for its methods.
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 
+pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
-pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
+pub use fxtor_proto::session::{
+    Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus, TrackerEntry,
+};
 
 #[cfg(test)]
 mod tests {

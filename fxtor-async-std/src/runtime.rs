@@ -8,7 +8,7 @@ use std::sync::Once;
 use std::time::Instant;
 
 use async_executor::Executor;
-use async_net::{TcpListener, TcpStream};
+use async_net::{TcpListener, TcpStream, UdpSocket};
 use fxtor_io::Runtime;
 
 /// The executor the sessions' tasks run on: the event loops, the connections' readers and
@@ -63,6 +63,7 @@ impl Runtime for AsyncIo {
     type Stream = TcpStream;
     type Reader = TcpStream;
     type Writer = TcpStream;
+    type UdpSocket = UdpSocket;
 
     fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
         TcpListener::bind(addr)
@@ -87,6 +88,31 @@ impl Runtime for AsyncIo {
         let _ = stream.set_nodelay(true);
         // Both halves share the socket; closing the writer shuts down only writing.
         (stream.clone(), stream)
+    }
+
+    fn bind_udp(&self, addr: SocketAddr) -> impl Future<Output = io::Result<UdpSocket>> + Send {
+        UdpSocket::bind(addr)
+    }
+
+    fn udp_local_addr(&self, socket: &UdpSocket) -> io::Result<SocketAddr> {
+        socket.local_addr()
+    }
+
+    fn send_to<'a>(
+        &'a self,
+        socket: &'a UdpSocket,
+        data: &'a [u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        socket.send_to(data, to)
+    }
+
+    fn recv_from<'a>(
+        &'a self,
+        socket: &'a UdpSocket,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a {
+        socket.recv_from(buf)
     }
 
     fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + Send {

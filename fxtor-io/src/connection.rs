@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender, TrySendError};
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufWriter};
-use fxtor_proto::session::{ConnectionId, DiskCompletion};
+use fxtor_proto::session::{ConnectionId, DiskCompletion, HttpRequestId, ResolveId};
 
 use crate::runtime::{self, Runtime};
 
@@ -25,6 +25,12 @@ pub(crate) enum Event<S> {
     ConnectFailed(ConnectionId),
     /// A disk job finished.
     Disk(DiskCompletion),
+    /// An HTTP request ended.
+    Http(HttpRequestId, Result<(u16, Vec<u8>), String>),
+    /// A host name was resolved (or not).
+    Resolved(ResolveId, Result<Vec<std::net::SocketAddr>, String>),
+    /// A datagram arrived on the session's UDP socket.
+    Datagram(std::net::SocketAddr, Bytes),
 }
 
 /// The buffer a reader reads into. Each read is split off its front, so consecutive reads
@@ -205,6 +211,7 @@ mod tests {
         type Stream = ();
         type Reader = Cursor<Vec<u8>>;
         type Writer = Sink;
+        type UdpSocket = ();
 
         fn bind(&self, _: SocketAddr) -> impl Future<Output = io::Result<()>> + Send {
             pending()
@@ -223,6 +230,27 @@ mod tests {
         }
         fn split(&self, _: ()) -> (Cursor<Vec<u8>>, Sink) {
             (Cursor::new(Vec::new()), Sink::default())
+        }
+        fn bind_udp(&self, _: SocketAddr) -> impl Future<Output = io::Result<()>> + Send {
+            pending()
+        }
+        fn udp_local_addr(&self, _: &()) -> io::Result<SocketAddr> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn send_to<'a>(
+            &'a self,
+            _: &'a (),
+            _: &'a [u8],
+            _: SocketAddr,
+        ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+            pending()
+        }
+        fn recv_from<'a>(
+            &'a self,
+            _: &'a (),
+            _: &'a mut [u8],
+        ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a {
+            pending()
         }
         fn sleep_until(&self, _: std::time::Instant) -> impl Future<Output = ()> + Send {
             pending()

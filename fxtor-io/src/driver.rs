@@ -27,10 +27,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use fxtor_proto::metainfo::TorrentInfo;
 use fxtor_proto::session::{
-    Action, Alert, ConnectionId, DiskCompletion, DiskJob, Session, SessionConfig, SessionError,
-    TorrentId, TorrentSource, Transmit,
+    Action, Alert, ConnectionId, Datagram, DiskCompletion, DiskJob, HttpRequestId, ResolveId,
+    Session, SessionConfig, SessionError, TorrentId, TorrentSource, Transmit,
 };
 use fxtor_proto::time::Instant;
+use fxtor_proto::tracker::HttpResponse;
 use fxtor_proto::PieceIndex;
 
 use crate::params::AddTorrentParams;
@@ -68,6 +69,34 @@ pub trait Core {
     /// than what the torrent was added with.
     fn torrent_info(&self, _torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
         None
+    }
+    /// See [`Session::handle_http_response`].
+    fn handle_http_response(
+        &mut self,
+        _now: Instant,
+        _id: HttpRequestId,
+        _response: Result<HttpResponse<'_>, String>,
+    ) {
+    }
+    /// See [`Session::handle_resolved`].
+    fn handle_resolved(
+        &mut self,
+        _now: Instant,
+        _id: ResolveId,
+        _result: Result<Vec<SocketAddr>, String>,
+    ) {
+    }
+    /// See [`Session::handle_datagram`].
+    fn handle_datagram(&mut self, _now: Instant, _from: SocketAddr, _data: &[u8]) {}
+    /// See [`Session::poll_datagram`].
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        None
+    }
+    /// See [`Session::stop_announcing`].
+    fn stop_announcing(&mut self, _now: Instant) {}
+    /// See [`Session::has_tracker_requests`].
+    fn has_tracker_requests(&self) -> bool {
+        false
     }
 }
 
@@ -111,6 +140,34 @@ impl Core for Session {
     fn torrent_info(&self, torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
         Session::torrent_info(self, torrent)
     }
+    fn handle_http_response(
+        &mut self,
+        now: Instant,
+        id: HttpRequestId,
+        response: Result<HttpResponse<'_>, String>,
+    ) {
+        Session::handle_http_response(self, now, id, response)
+    }
+    fn handle_resolved(
+        &mut self,
+        now: Instant,
+        id: ResolveId,
+        result: Result<Vec<SocketAddr>, String>,
+    ) {
+        Session::handle_resolved(self, now, id, result)
+    }
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        Session::handle_datagram(self, now, from, data)
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        Session::poll_datagram(self)
+    }
+    fn stop_announcing(&mut self, now: Instant) {
+        Session::stop_announcing(self, now)
+    }
+    fn has_tracker_requests(&self) -> bool {
+        Session::has_tracker_requests(self)
+    }
 }
 
 /// Something only the adapter can do, in the order the driver hands them out.
@@ -152,6 +209,25 @@ pub enum Effect {
     },
     /// Publish an alert to the application.
     Alert(Alert),
+    /// Run an HTTP GET off the event loop ([`crate::http::HttpClient`]); report
+    /// [`Driver::http_response`], failures included.
+    HttpRequest {
+        /// Names the request.
+        id: HttpRequestId,
+        /// The URL.
+        url: String,
+    },
+    /// Resolve a host name off the event loop; report [`Driver::resolved`].
+    Resolve {
+        /// Names the request.
+        id: ResolveId,
+        /// The host.
+        host: String,
+        /// The port the addresses are for.
+        port: u16,
+    },
+    /// Send a datagram from the session's UDP socket (dropped if there is none).
+    SendDatagram(Datagram),
 }
 
 /// The state of one connection as the driver sees it.
@@ -334,6 +410,53 @@ impl<C: Core> Driver<C> {
         self.core.handle_disk(now, completion);
     }
 
+    /// An [`Effect::HttpRequest`] ended: status and body, or why there was no answer.
+    pub fn http_response(
+        &mut self,
+        now: Instant,
+        id: HttpRequestId,
+        response: Result<(u16, Vec<u8>), String>,
+    ) {
+        let now = self.at(now);
+        let response = match &response {
+            Ok((status, body)) => Ok(HttpResponse {
+                status: *status,
+                body,
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        self.core.handle_http_response(now, id, response);
+    }
+
+    /// An [`Effect::Resolve`] ended.
+    pub fn resolved(
+        &mut self,
+        now: Instant,
+        id: ResolveId,
+        result: Result<Vec<SocketAddr>, String>,
+    ) {
+        let now = self.at(now);
+        self.core.handle_resolved(now, id, result);
+    }
+
+    /// A datagram arrived on the session's UDP socket.
+    pub fn datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let now = self.at(now);
+        self.core.handle_datagram(now, from, data);
+    }
+
+    /// Shutting down: the torrents announce `stopped`. Keep handling tracker answers while
+    /// [`has_tracker_requests`](Self::has_tracker_requests), for a bounded time.
+    pub fn stop_announcing(&mut self, now: Instant) {
+        let now = self.at(now);
+        self.core.stop_announcing(now);
+    }
+
+    /// Whether tracker requests are outstanding.
+    pub fn has_tracker_requests(&self) -> bool {
+        self.core.has_tracker_requests()
+    }
+
     /// The time from [`poll_timeout`](Self::poll_timeout) was reached.
     pub fn timeout(&mut self, now: Instant) {
         let now = self.at(now);
@@ -440,7 +563,17 @@ impl<C: Core> Driver<C> {
                     }
                 }
                 Action::Disk(job) => self.disk_queue.push_back(job),
+                Action::HttpRequest { id, url } => {
+                    self.effects.push_back(Effect::HttpRequest { id, url })
+                }
+                Action::Resolve { id, host, port } => {
+                    self.effects.push_back(Effect::Resolve { id, host, port })
+                }
             }
+        }
+        while let Some(datagram) = self.core.poll_datagram() {
+            moved = true;
+            self.effects.push_back(Effect::SendDatagram(datagram));
         }
         while self.disk_in_flight < self.max_disk_jobs {
             let Some(job) = self.disk_queue.pop_front() else {

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use bytes::Bytes;
 use futures_lite::future::race;
-use fxtor_proto::session::{ConnectionId, DiskJob};
+use fxtor_proto::session::{ConnectionId, Datagram, DiskJob, HttpRequestId, ResolveId};
 use fxtor_proto::time::Instant;
 
 use crate::alerts::AlertQueue;
 use crate::connection::{ConnTasks, Event, Queued, Reports};
+use crate::http::HttpClient;
 use crate::runtime::{self, Runtime};
 use crate::{disk, Clock, Driver, Effect, SessionSettings, Storage};
 
@@ -41,6 +43,10 @@ impl std::fmt::Debug for Command {
 
 /// Chunks read but not yet handled, across all connections: readers wait beyond this.
 const DATA_QUEUE: usize = 256;
+/// How long a host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The largest datagram received (the most a UDP payload can be).
+const MAX_DATAGRAM: usize = 65_536;
 /// How long to wait after a failed accept (out of descriptors, say) rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -66,6 +72,14 @@ pub(crate) struct EventLoop<R: Runtime> {
     reports: Reports<R::Stream>,
     data: Receiver<Event<R::Stream>>,
     events: Receiver<Event<R::Stream>>,
+    /// The session's UDP socket (trackers; later the DHT and uTP).
+    udp: Option<Arc<R::UdpSocket>>,
+    /// Closed when the loop ends, which ends the UDP receiving task.
+    udp_stop: Option<Sender<()>>,
+    /// The UDP socket is bound to an IPv6 address.
+    udp_v6: bool,
+    http: Option<HttpClient>,
+    stop_announce_timeout: Duration,
 }
 
 impl<R: Runtime> EventLoop<R> {
@@ -96,11 +110,60 @@ impl<R: Runtime> EventLoop<R> {
             },
             data,
             events,
+            udp: None,
+            udp_stop: None,
+            udp_v6: false,
+            http: None,
+            stop_announce_timeout: settings.stop_announce_timeout,
         }
+    }
+
+    /// Gives the loop its UDP socket and its HTTP client.
+    pub fn with_trackers(mut self, udp: Option<R::UdpSocket>, http: HttpClient) -> Self {
+        self.udp_v6 = udp
+            .as_ref()
+            .and_then(|u| self.runtime.udp_local_addr(u).ok())
+            .is_some_and(|a| a.is_ipv6());
+        self.udp = udp.map(Arc::new);
+        self.http = Some(http);
+        self
+    }
+
+    /// Receives datagrams until the loop ends, into the bounded data channel.
+    fn start_udp_receiver(&mut self) {
+        let Some(socket) = self.udp.clone() else {
+            return;
+        };
+        let (stop_tx, stop) = async_channel::bounded::<()>(1);
+        self.udp_stop = Some(stop_tx);
+        let runtime = self.runtime.clone();
+        let data = self.reports.data.clone();
+        self.runtime.spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                let received = async { Some(runtime.recv_from(&socket, &mut buf).await) };
+                let stopped = async {
+                    let _ = stop.recv().await;
+                    None
+                };
+                match race(received, stopped).await {
+                    None => break,
+                    Some(Ok((len, from))) => {
+                        let datagram = Bytes::copy_from_slice(buf.get(..len).unwrap_or(&[]));
+                        if data.send(Event::Datagram(from, datagram)).await.is_err() {
+                            break;
+                        }
+                    }
+                    // An error of one datagram (an ICMP report, say) is not the socket's.
+                    Some(Err(_)) => runtime::sleep(&runtime, ACCEPT_BACKOFF).await,
+                }
+            }
+        });
     }
 
     /// Runs until shut down, or until every handle to the session is gone.
     pub async fn run(mut self) {
+        self.start_udp_receiver();
         let shutdown = loop {
             self.carry_out_effects();
             match self.next_input().await {
@@ -166,6 +229,7 @@ impl<R: Runtime> EventLoop<R> {
     /// alerts.
     async fn stop(&mut self) {
         self.listener = None;
+        self.announce_stopped().await;
         for conn in self.driver.shutdown() {
             if let Some(tasks) = self.conns.remove(&conn) {
                 tasks.close();
@@ -188,6 +252,31 @@ impl<R: Runtime> EventLoop<R> {
             }
         }
         self.alerts.close();
+    }
+
+    /// Announces `stopped` to every torrent's trackers and waits (a bounded time) for the
+    /// answers, while everything else still runs.
+    async fn announce_stopped(&mut self) {
+        self.driver.stop_announcing(self.clock.now());
+        let deadline = self
+            .clock
+            .to_std(self.clock.now() + self.stop_announce_timeout);
+        loop {
+            self.carry_out_effects();
+            if !self.driver.has_tracker_requests() {
+                break;
+            }
+            let events = async { self.events.recv().await.ok() };
+            let data = async { self.data.recv().await.ok() };
+            let timeout = async {
+                self.runtime.sleep_until(deadline).await;
+                None
+            };
+            match race(race(events, data), timeout).await {
+                Some(event) => self.event(event),
+                None => break,
+            }
+        }
     }
 
     fn accepted(&mut self, stream: R::Stream, addr: SocketAddr) {
@@ -225,6 +314,9 @@ impl<R: Runtime> EventLoop<R> {
             }
             Event::ConnectFailed(conn) => self.driver.connect_failed(now, conn),
             Event::Disk(done) => self.driver.disk_done(now, done),
+            Event::Http(id, response) => self.driver.http_response(now, id, response),
+            Event::Resolved(id, result) => self.driver.resolved(now, id, result),
+            Event::Datagram(from, data) => self.driver.datagram(now, from, &data),
         }
     }
 
@@ -253,6 +345,9 @@ impl<R: Runtime> EventLoop<R> {
                 }
                 // No subscriber is not an error: alerts are for whoever listens.
                 Effect::Alert(alert) => self.alerts.publish(alert),
+                Effect::HttpRequest { id, url } => self.http_request(id, url),
+                Effect::Resolve { id, host, port } => self.resolve(id, host, port),
+                Effect::SendDatagram(datagram) => self.send_datagram(datagram),
             }
         }
     }
@@ -267,6 +362,59 @@ impl<R: Runtime> EventLoop<R> {
                 _ => Event::ConnectFailed(conn),
             };
             let _ = events.try_send(event);
+        });
+    }
+
+    /// Runs an HTTP GET on the blocking pool.
+    fn http_request(&self, id: HttpRequestId, url: String) {
+        let Some(client) = self.http.clone() else {
+            let _ =
+                (self.reports.events).try_send(Event::Http(id, Err("no HTTP client".to_owned())));
+            return;
+        };
+        let runtime = self.runtime.clone();
+        let events = self.reports.events.clone();
+        self.runtime.spawn(async move {
+            let result = runtime
+                .spawn_blocking(move || client.get(&url))
+                .await
+                .unwrap_or_else(|| Err("the HTTP request panicked".to_owned()));
+            let _ = events.try_send(Event::Http(id, result));
+        });
+    }
+
+    /// Resolves a host name on the blocking pool.
+    fn resolve(&self, id: ResolveId, host: String, port: u16) {
+        let runtime = self.runtime.clone();
+        let events = self.reports.events.clone();
+        self.runtime.spawn(async move {
+            let resolving = runtime.spawn_blocking(move || crate::http::resolve(&host, port));
+            // A resolver that hangs must not hold the tracker's announces up for ever.
+            let result = match runtime::timeout(&runtime, RESOLVE_TIMEOUT, resolving).await {
+                Some(Some(result)) => result,
+                Some(None) => Err("name resolution panicked".to_owned()),
+                None => Err(format!("name resolution took over {RESOLVE_TIMEOUT:?}")),
+            };
+            let _ = events.try_send(Event::Resolved(id, result));
+        });
+    }
+
+    /// Sends a datagram from the session's UDP socket; a failure is a lost datagram, which
+    /// UDP protocols expect.
+    fn send_datagram(&self, datagram: Datagram) {
+        let Some(socket) = self.udp.clone() else {
+            return;
+        };
+        // A socket bound to an IPv6 address reaches IPv4 ones by their mapped form.
+        let to = match (self.udp_v6, datagram.to) {
+            (true, SocketAddr::V4(v4)) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            (_, to) => to,
+        };
+        let runtime = self.runtime.clone();
+        self.runtime.spawn(async move {
+            let _ = runtime.send_to(&socket, &datagram.data, to).await;
         });
     }
 

@@ -12,6 +12,7 @@
 //!   blocking, for the adapter's blocking pool.
 //! - [`resume`]: resume files, replaced atomically.
 //! - [`SessionSettings`], [`AddTorrentParams`], [`Error`]: the adapters' common API types.
+//! - [`http`]: the blocking HTTP(S) client tracker requests run on, and name resolution.
 //! - [`Clock`]: wall time as the core's [`Instant`](fxtor_proto::time::Instant).
 //! - [`session::Session`] and [`session::TorrentHandle`]: the handles an application holds,
 //!   over the event loop, the connections' reader and writer tasks and the [`alerts`]
@@ -26,6 +27,7 @@ pub mod disk;
 pub mod driver;
 mod error;
 mod event_loop;
+pub mod http;
 mod params;
 mod pio;
 mod registry;

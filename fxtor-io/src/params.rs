@@ -11,6 +11,7 @@ use fxtor_proto::peer_id::PeerId;
 use fxtor_proto::session::{self, SessionConfig, TorrentSource};
 use fxtor_proto::TorrentInfo;
 
+use crate::http::RootCertificate;
 use crate::Error;
 
 /// The settings of an adapter's session (libtorrent's `settings_pack`, the parts that exist).
@@ -39,6 +40,12 @@ pub struct SessionSettings {
     pub send_queue: usize,
     /// Alerts held for a slow consumer before the oldest are dropped.
     pub alert_queue: usize,
+    /// Root certificates trusted for HTTPS trackers besides the web's (PEM or DER).
+    pub extra_root_certificates: Vec<RootCertificate>,
+    /// How long an HTTP tracker request may take, redirects included.
+    pub http_timeout: Duration,
+    /// How long shutting down waits for the trackers to answer the `stopped` announces.
+    pub stop_announce_timeout: Duration,
 }
 
 impl Default for SessionSettings {
@@ -55,6 +62,9 @@ impl Default for SessionSettings {
             max_disk_jobs: 8,
             send_queue: 4096,
             alert_queue: 4096,
+            extra_root_certificates: Vec::new(),
+            http_timeout: Duration::from_secs(30),
+            stop_announce_timeout: core.stop_announce_timeout,
         }
     }
 }
@@ -81,6 +91,7 @@ impl SessionSettings {
         config.max_connections_per_torrent = self.max_connections_per_torrent;
         config.max_piece_memory = self.max_piece_memory;
         config.upload_slots = self.upload_slots;
+        config.stop_announce_timeout = self.stop_announce_timeout;
         config.rng_seed = getrandom::u64().map_err(random_error)?;
         Ok(config)
     }
@@ -123,6 +134,8 @@ pub struct AddTorrentParams {
     pub sequential: bool,
     /// Upload only: do not download pieces we lack.
     pub upload_only: bool,
+    /// Trackers besides the torrent's own, in tiers after them.
+    pub trackers: Vec<Vec<String>>,
 }
 
 impl AddTorrentParams {
@@ -140,6 +153,7 @@ impl AddTorrentParams {
             file_priorities: core.file_priorities,
             sequential: core.sequential,
             upload_only: core.upload_only,
+            trackers: core.trackers,
         }
     }
 
@@ -182,6 +196,7 @@ impl AddTorrentParams {
         core.file_priorities = self.file_priorities;
         core.sequential = self.sequential;
         core.upload_only = self.upload_only;
+        core.trackers = self.trackers;
         (core, self.save_path)
     }
 }

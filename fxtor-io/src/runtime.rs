@@ -25,6 +25,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// The writing half of a stream; closing it shuts the stream down for writing.
     type Writer: AsyncWrite + Unpin + Send + 'static;
 
+    /// A bound UDP socket.
+    type UdpSocket: Send + Sync + 'static;
+
     /// Binds a listening socket.
     fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 
@@ -43,6 +46,30 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Splits a stream into its halves, with Nagle's algorithm off (small protocol messages
     /// such as requests must not wait for its timer).
     fn split(&self, stream: Self::Stream) -> (Self::Reader, Self::Writer);
+
+    /// Binds a UDP socket.
+    fn bind_udp(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = io::Result<Self::UdpSocket>> + Send;
+
+    /// The address a UDP socket is bound to.
+    fn udp_local_addr(&self, socket: &Self::UdpSocket) -> io::Result<SocketAddr>;
+
+    /// Sends one datagram.
+    fn send_to<'a>(
+        &'a self,
+        socket: &'a Self::UdpSocket,
+        data: &'a [u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+
+    /// Receives one datagram into `buf`: its length and sender.
+    fn recv_from<'a>(
+        &'a self,
+        socket: &'a Self::UdpSocket,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a;
 
     /// Resolves at `at`.
     fn sleep_until(&self, at: StdInstant) -> impl Future<Output = ()> + Send;

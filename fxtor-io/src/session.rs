@@ -10,14 +10,33 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use bytes::Bytes;
-use fxtor_proto::session::{Alert, TorrentId, TorrentState, TorrentStatus};
+use fxtor_proto::session::{Alert, TorrentId, TorrentState, TorrentStatus, TrackerEntry};
 use fxtor_proto::time::Instant;
 use fxtor_proto::PieceIndex;
 
 use crate::alerts::{AlertQueue, Alerts};
 use crate::event_loop::{Command, EventLoop};
+use crate::http::HttpClient;
 use crate::runtime::{self, Runtime};
 use crate::{AddTorrentParams, Clock, Driver, Error, SessionSettings};
+
+/// Binds the session's UDP socket: on the TCP listening address and port if possible, else
+/// on any port of that address (or of every IPv4 address when not listening). A session
+/// without one still works, without UDP trackers.
+async fn bind_udp<R: Runtime>(
+    runtime: &R,
+    listen: Option<SocketAddr>,
+    bound: Option<SocketAddr>,
+) -> Option<R::UdpSocket> {
+    let any = SocketAddr::from(([0, 0, 0, 0], 0));
+    let ip = listen.map_or(any.ip(), |a| a.ip());
+    if let Some(bound) = bound {
+        if let Ok(socket) = runtime.bind_udp(SocketAddr::new(ip, bound.port())).await {
+            return Some(socket);
+        }
+    }
+    runtime.bind_udp(SocketAddr::new(ip, 0)).await.ok()
+}
 
 /// Commands waiting for the loop; callers wait beyond this.
 const COMMAND_QUEUE: usize = 64;
@@ -39,6 +58,7 @@ struct Inner<R> {
     commands: Sender<Command>,
     alerts: AlertQueue,
     listen_addr: Option<SocketAddr>,
+    udp_addr: Option<SocketAddr>,
 }
 
 /// Handles go to other tasks and threads: on every runtime they stay `Send + Sync + Clone`.
@@ -84,6 +104,10 @@ impl<R: Runtime> Session<R> {
             .as_ref()
             .map(|l| runtime.local_addr(l))
             .transpose()?;
+        let udp = bind_udp(&runtime, settings.listen, listen_addr).await;
+        let udp_addr = udp.as_ref().and_then(|u| runtime.udp_local_addr(u).ok());
+        let http = HttpClient::new(&settings.extra_root_certificates, settings.http_timeout)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
         let clock = Clock::new();
         let driver = Driver::new_session(clock.now(), config, settings.max_disk_jobs);
@@ -97,7 +121,8 @@ impl<R: Runtime> Session<R> {
             listener,
             command_rx,
             alerts.clone(),
-        );
+        )
+        .with_trackers(udp, http);
         runtime.spawn(event_loop.run());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -105,8 +130,15 @@ impl<R: Runtime> Session<R> {
                 commands,
                 alerts,
                 listen_addr,
+                udp_addr,
             }),
         })
+    }
+
+    /// The address of the session's UDP socket (UDP trackers; on the TCP listening port
+    /// when that port was free for UDP too), if one could be bound.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.inner.udp_addr
     }
 
     /// The address the session accepts peers on (with the port chosen if 0 was asked for).
@@ -310,6 +342,17 @@ impl<R: Runtime> TorrentHandle<R> {
     /// Re-checks every piece on disk.
     pub async fn force_recheck(&self) -> Result<(), Error> {
         self.command(|d, now, id| d.core_mut().force_recheck(now, id))
+            .await
+    }
+
+    /// Its trackers, in tier order, and what each last said.
+    pub async fn trackers(&self) -> Result<Vec<TrackerEntry>, Error> {
+        self.command(|d, _, id| d.core().trackers(id)).await
+    }
+
+    /// Announces to its trackers again as soon as their `min interval` allows.
+    pub async fn force_reannounce(&self) -> Result<(), Error> {
+        self.command(|d, now, id| d.core_mut().force_reannounce(now, id))
             .await
     }
 

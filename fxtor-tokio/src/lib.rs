@@ -41,8 +41,11 @@ pub type Session = fxtor_io::session::Session<Tokio>;
 /// A torrent of a tokio [`Session`]; its methods are [`fxtor_io::session::TorrentHandle`]'s.
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<Tokio>;
 
+pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
-pub use fxtor_proto::session::{Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus};
+pub use fxtor_proto::session::{
+    Alert, TorrentId, TorrentSource, TorrentState, TorrentStatus, TrackerEntry,
+};
 
 #[cfg(test)]
 mod tests {

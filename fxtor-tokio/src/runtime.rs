@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use fxtor_io::Runtime;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::time::Instant;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt as _, TokioAsyncWriteCompatExt as _};
 
@@ -23,6 +23,7 @@ impl Runtime for Tokio {
     type Stream = TcpStream;
     type Reader = Compat<OwnedReadHalf>;
     type Writer = Compat<OwnedWriteHalf>;
+    type UdpSocket = UdpSocket;
 
     fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<TcpListener>> + Send {
         TcpListener::bind(addr)
@@ -48,6 +49,31 @@ impl Runtime for Tokio {
         // Dropping or closing the writing half shuts the socket down for writing only.
         let (read, write) = stream.into_split();
         (read.compat(), write.compat_write())
+    }
+
+    fn bind_udp(&self, addr: SocketAddr) -> impl Future<Output = io::Result<UdpSocket>> + Send {
+        UdpSocket::bind(addr)
+    }
+
+    fn udp_local_addr(&self, socket: &UdpSocket) -> io::Result<SocketAddr> {
+        socket.local_addr()
+    }
+
+    fn send_to<'a>(
+        &'a self,
+        socket: &'a UdpSocket,
+        data: &'a [u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        socket.send_to(data, to)
+    }
+
+    fn recv_from<'a>(
+        &'a self,
+        socket: &'a UdpSocket,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a {
+        socket.recv_from(buf)
     }
 
     fn sleep_until(&self, at: std::time::Instant) -> impl Future<Output = ()> + Send {

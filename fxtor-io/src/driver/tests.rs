@@ -19,6 +19,7 @@ struct Fake {
     disk: Vec<DiskCompletion>,
     /// What `torrent_info` answers.
     infos: HashMap<TorrentId, Arc<TorrentInfo>>,
+    datagrams: VecDeque<Datagram>,
 }
 
 impl Core for Fake {
@@ -68,6 +69,67 @@ impl Core for Fake {
     fn torrent_info(&self, torrent: TorrentId) -> Option<Arc<TorrentInfo>> {
         self.infos.get(&torrent).cloned()
     }
+    fn handle_http_response(
+        &mut self,
+        _: Instant,
+        id: HttpRequestId,
+        response: Result<HttpResponse<'_>, String>,
+    ) {
+        let answer = response.map(|r| (r.status, r.body.len()));
+        self.log.push(format!("http {} {answer:?}", id.0));
+    }
+    fn handle_resolved(
+        &mut self,
+        _: Instant,
+        id: ResolveId,
+        result: Result<Vec<SocketAddr>, String>,
+    ) {
+        self.log.push(format!("resolved {} {result:?}", id.0));
+    }
+    fn handle_datagram(&mut self, _: Instant, from: SocketAddr, data: &[u8]) {
+        self.log.push(format!("datagram {from} {}", data.len()));
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        self.datagrams.pop_front()
+    }
+}
+
+#[test]
+fn tracker_requests_and_datagrams_pass_through() {
+    let mut driver = Driver::new(Fake::default(), 2);
+    let core = driver.core_mut();
+    core.actions.push_back(Action::HttpRequest {
+        id: HttpRequestId(1),
+        url: "http://127.0.0.1:1/announce".into(),
+    });
+    core.actions.push_back(Action::Resolve {
+        id: ResolveId(2),
+        host: "localhost".into(),
+        port: 6969,
+    });
+    core.datagrams.push_back(Datagram {
+        to: addr(),
+        data: Bytes::from_static(b"abc"),
+    });
+    assert_eq!(
+        effects(&mut driver),
+        [
+            "http 1 http://127.0.0.1:1/announce",
+            "resolve 2 localhost:6969",
+            "datagram 127.0.0.1:6881 3"
+        ]
+    );
+    driver.http_response(T, HttpRequestId(1), Ok((200, b"de".to_vec())));
+    driver.resolved(T, ResolveId(2), Err("no".into()));
+    driver.datagram(T, addr(), b"xy");
+    assert_eq!(
+        driver.core().log,
+        [
+            "http 1 Ok((200, 2))",
+            "resolved 2 Err(\"no\")",
+            "datagram 127.0.0.1:6881 2"
+        ]
+    );
 }
 
 const T: Instant = Instant::ZERO;
@@ -90,6 +152,9 @@ fn effects(driver: &mut Driver<Fake>) -> Vec<String> {
             Effect::Disk { job, .. } => format!("disk {}", job.id.0),
             Effect::DeleteFiles { .. } => "delete".to_string(),
             Effect::Alert(a) => format!("alert {a:?}"),
+            Effect::HttpRequest { id, url } => format!("http {} {url}", id.0),
+            Effect::Resolve { id, host, port } => format!("resolve {} {host}:{port}", id.0),
+            Effect::SendDatagram(d) => format!("datagram {} {}", d.to, d.data.len()),
         })
         .collect()
 }

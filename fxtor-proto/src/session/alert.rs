@@ -102,4 +102,34 @@ pub enum Alert {
         /// Payload bytes uploaded in the last interval.
         uploaded: u64,
     },
+    /// A tracker answered an announce.
+    TrackerReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's announce URL.
+        url: String,
+        /// How many peers it gave.
+        num_peers: usize,
+    },
+    /// A tracker answered an announce with a `warning message`.
+    TrackerWarning {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's announce URL.
+        url: String,
+        /// What it said.
+        message: String,
+    },
+    /// An announce failed: the tracker said `failure reason`, gave a bad answer, or could
+    /// not be reached. The torrent goes on; the tracker is asked again after a back-off.
+    TrackerError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker's announce URL.
+        url: String,
+        /// What went wrong (the tracker's own words for a `failure reason`).
+        error: String,
+        /// Consecutive failures of this tracker.
+        failures: u32,
+    },
 }

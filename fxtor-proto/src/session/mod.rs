@@ -6,11 +6,15 @@
 //!    [`handle_incoming`](Session::handle_incoming), [`handle_connected`](Session::handle_connected),
 //!    [`handle_connect_failed`](Session::handle_connect_failed), [`handle_received`](Session::handle_received),
 //!    [`handle_sent`](Session::handle_sent), [`handle_closed`](Session::handle_closed),
-//!    [`handle_disk`](Session::handle_disk), [`handle_timeout`](Session::handle_timeout), and the
-//!    user's commands ([`add_torrent`](Session::add_torrent), [`pause`](Session::pause), …);
+//!    [`handle_disk`](Session::handle_disk), [`handle_timeout`](Session::handle_timeout),
+//!    [`handle_http_response`](Session::handle_http_response),
+//!    [`handle_resolved`](Session::handle_resolved), [`handle_datagram`](Session::handle_datagram),
+//!    and the user's commands ([`add_torrent`](Session::add_torrent), [`pause`](Session::pause), …);
 //! 2. drain its outputs until each is empty: [`poll_transmit`](Session::poll_transmit) (bytes
-//!    for a connection), [`poll_action`](Session::poll_action) (connect, close, a disk job),
-//!    [`poll_alert`](Session::poll_alert) (what the application sees);
+//!    for a connection), [`poll_action`](Session::poll_action) (connect, close, a disk job, an
+//!    HTTP request, a name to resolve), [`poll_datagram`](Session::poll_datagram) (for the
+//!    session's one UDP socket), [`poll_alert`](Session::poll_alert) (what the application
+//!    sees);
 //! 3. sleep until [`poll_timeout`](Session::poll_timeout) or the next input.
 //!
 //! The session never blocks, never reads a clock and does no I/O. Disk jobs
@@ -35,6 +39,11 @@
 //! - Uploads are read from disk on request, a bounded number of reads and of unsent bytes
 //!   per peer at a time; up to [`SessionConfig::upload_slots`] interested peers are
 //!   unchoked, the fastest first, one slot rotating.
+//! - Each torrent announces to its trackers (BEP3, 12, 15, 23; a hybrid with both
+//!   identifiers) while it may have peers: `started`, `completed` when its download
+//!   finishes, `stopped` on pause, error and removal; peers from the answers are dialled.
+//!   HTTP requests and name resolution are the driver's (actions); UDP trackers run here
+//!   over the session's datagrams. See `trackers` for the details.
 //! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
 //!   the same outputs.
 //!
@@ -54,17 +63,25 @@ mod params;
 mod shared;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+pub(crate) mod sim_tracker;
 mod status;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 mod torrent;
+mod trackers;
+#[cfg(test)]
+mod trackers_tests;
 
 pub use alert::Alert;
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
+pub use trackers::{
+    Datagram, DatagramKind, HttpRequestId, ResolveId, TrackerEntry, MAX_STOPPING, RESOLVE_CACHE_TTL,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,6 +95,7 @@ use bytes::{Bytes, BytesMut};
 use crate::metainfo::TorrentInfo;
 use crate::peer::PeerConfig;
 use crate::time::Instant;
+use crate::tracker::HttpResponse;
 use crate::wire::Handshake;
 use crate::InfoHashV1;
 use shared::{Route, Shared};
@@ -132,6 +150,25 @@ pub enum Action {
     /// Run a disk job on a blocking pool and report its result with
     /// [`Session::handle_disk`].
     Disk(DiskJob),
+    /// Fetch `url` with an HTTP GET (a tracker announce or scrape), off the event loop, with
+    /// a timeout and at most [`MAX_RESPONSE_SIZE`](crate::tracker::MAX_RESPONSE_SIZE) of
+    /// body; report [`Session::handle_http_response`], failures included.
+    HttpRequest {
+        /// Names the request when it is reported.
+        id: HttpRequestId,
+        /// The complete URL, query included.
+        url: String,
+    },
+    /// Resolve a host name (a UDP tracker's), off the event loop; report
+    /// [`Session::handle_resolved`], failures included.
+    Resolve {
+        /// Names the request when it is reported.
+        id: ResolveId,
+        /// The host name.
+        host: String,
+        /// The port the addresses are for.
+        port: u16,
+    },
 }
 
 /// Why a torrent could not be added or a command was refused.
@@ -271,6 +308,8 @@ impl Session {
             .remove(&torrent)
             .ok_or(SessionError::UnknownTorrent(torrent))?;
         removed.remove(now, &mut self.shared);
+        let stopping = removed.stop_trackers(now, &mut self.shared);
+        self.shared.trackers.keep_stopping(torrent, stopping);
         self.by_info_hash.retain(|_, t| *t != torrent);
         self.shared.alert(Alert::TorrentRemoved { torrent });
         Ok(())
@@ -387,6 +426,41 @@ impl Session {
             .get(&torrent)
             .ok_or(SessionError::UnknownTorrent(torrent))?;
         Ok(t.status(now))
+    }
+
+    /// Announces a torrent to its trackers again as soon as their `min interval` allows.
+    pub fn force_reannounce(
+        &mut self,
+        now: Instant,
+        torrent: TorrentId,
+    ) -> Result<(), SessionError> {
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.force_reannounce(now, shared);
+        Ok(())
+    }
+
+    /// A torrent's trackers, in tier order, and what each last said.
+    pub fn trackers(&self, torrent: TorrentId) -> Result<Vec<TrackerEntry>, SessionError> {
+        let t = self
+            .torrents
+            .get(&torrent)
+            .ok_or(SessionError::UnknownTorrent(torrent))?;
+        Ok(t.tracker_entries())
+    }
+
+    /// The driver is shutting down: every torrent announces `stopped` to its trackers (its
+    /// state is unchanged). The driver may keep handling tracker answers for a short while,
+    /// until [`has_tracker_requests`](Self::has_tracker_requests) says none is left.
+    pub fn stop_announcing(&mut self, now: Instant) {
+        for torrent in self.torrents.values_mut() {
+            torrent.stop_announcing(now, &mut self.shared);
+        }
+    }
+
+    /// Whether tracker requests are outstanding (a driver shutting down may wait a little
+    /// for removed torrents' `stopped` announces).
+    pub fn has_tracker_requests(&self) -> bool {
+        !self.shared.trackers.is_idle()
     }
 
     /// The torrent's metadata, once known (from the start, or fetched from peers for a
@@ -613,6 +687,78 @@ impl Session {
         for torrent in self.torrents.values_mut() {
             torrent.handle_timeout(now, &mut self.shared);
         }
+        self.shared.trackers.handle_timeout(now);
+        self.deliver_udp_results(now);
+    }
+
+    /// An [`Action::HttpRequest`] ended: the status and body (at most
+    /// [`MAX_RESPONSE_SIZE`](crate::tracker::MAX_RESPONSE_SIZE) bytes), or why there was no
+    /// answer.
+    pub fn handle_http_response(
+        &mut self,
+        now: Instant,
+        id: HttpRequestId,
+        response: Result<HttpResponse<'_>, String>,
+    ) {
+        let Some(origin) = self.shared.trackers.take_http(id) else {
+            return;
+        };
+        if let Some(t) = self.torrents.get_mut(&origin.torrent) {
+            t.handle_tracker_http(now, origin.request, response, &mut self.shared);
+        } else if let Some(stopping) = self.shared.trackers.stopping.get_mut(&origin.torrent) {
+            stopping.handle_http(now, origin.request, response);
+            self.shared.trackers.settle_stopping(origin.torrent);
+        }
+    }
+
+    /// An [`Action::Resolve`] ended: the host's addresses, or why there are none.
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        id: ResolveId,
+        result: Result<Vec<SocketAddr>, String>,
+    ) {
+        self.shared.trackers.handle_resolved(now, id, result);
+        self.deliver_udp_results(now);
+    }
+
+    /// A datagram arrived on the session's UDP socket. An IPv4-mapped IPv6 sender (a
+    /// dual-stack socket) is taken as the IPv4 address it maps.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let from = match from {
+            SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+                None => from,
+            },
+            SocketAddr::V4(_) => from,
+        };
+        match self.shared.trackers.classify(from, data) {
+            DatagramKind::Tracker => {
+                self.shared
+                    .trackers
+                    .handle_tracker_datagram(now, from, data);
+                self.deliver_udp_results(now);
+            }
+            DatagramKind::Dht => self.handle_dht_datagram(now, from, data),
+            DatagramKind::Unknown => {}
+        }
+    }
+
+    /// Where DHT messages (BEP5) will be handled; dropped until the session has a DHT.
+    fn handle_dht_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let _ = (now, from, data);
+    }
+
+    /// Hands finished UDP tracker requests to their announcers.
+    fn deliver_udp_results(&mut self, now: Instant) {
+        while let Some((origin, result)) = self.shared.trackers.poll_result() {
+            if let Some(t) = self.torrents.get_mut(&origin.torrent) {
+                t.handle_tracker_udp(now, origin.request, result, &mut self.shared);
+            } else if let Some(stopping) = self.shared.trackers.stopping.get_mut(&origin.torrent) {
+                stopping.handle_udp(now, origin.request, result);
+                self.shared.trackers.settle_stopping(origin.torrent);
+            }
+        }
     }
 
     // ----- outputs -----
@@ -625,6 +771,11 @@ impl Session {
     /// The next thing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.shared.actions.pop_front()
+    }
+
+    /// The next datagram to send from the session's UDP socket.
+    pub fn poll_datagram(&mut self) -> Option<Datagram> {
+        self.shared.trackers.poll_datagram()
     }
 
     /// The next alert for the application.
@@ -648,7 +799,8 @@ impl Session {
             .values()
             .filter_map(Torrent::poll_timeout)
             .min();
-        let next = [incoming, torrents].into_iter().flatten().min()?;
+        let trackers = self.shared.trackers.poll_timeout();
+        let next = [incoming, torrents, trackers].into_iter().flatten().min()?;
         // What is due at or before the last timeout was handled then; anything still
         // reported there comes back a millisecond later rather than at once.
         Some(match self.last_timeout {

@@ -1,4 +1,5 @@
 use core::net::SocketAddr;
+use core::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -6,6 +7,7 @@ use bytes::Bytes;
 use crate::magnet::MagnetLink;
 use crate::metainfo::TorrentInfo;
 use crate::peer_id::PeerId;
+use crate::tracker::{AnnouncerConfig, UdpTrackerConfig};
 
 /// Settings of a [`Session`](super::Session).
 #[derive(Debug, Clone)]
@@ -29,6 +31,13 @@ pub struct SessionConfig {
     /// ([`ChokerConfig`](crate::choker::ChokerConfig): `upload_slots - 1` regular slots and
     /// one optimistic slot; 0 unchokes nobody). Default 8.
     pub upload_slots: usize,
+    /// How the torrents' trackers are announced to (intervals, back-off, `numwant`).
+    pub announcer: AnnouncerConfig,
+    /// Retransmission timing of UDP trackers (BEP15).
+    pub udp_tracker: UdpTrackerConfig,
+    /// How long a removed torrent waits for its trackers to answer its `stopped`
+    /// announces (5 s) before it is forgotten.
+    pub stop_announce_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -42,6 +51,9 @@ impl SessionConfig {
             max_piece_memory: 64 << 20,
             rng_seed: 0,
             upload_slots: 8,
+            announcer: AnnouncerConfig::default(),
+            udp_tracker: UdpTrackerConfig::default(),
+            stop_announce_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -77,6 +89,10 @@ pub struct AddTorrentParams {
     pub sequential: bool,
     /// Stop downloading (but keep seeding) pieces we do not have: upload only.
     pub upload_only: bool,
+    /// Trackers to announce to besides the torrent's own (a .torrent's `announce-list`, a
+    /// magnet link's `tr=`), in BEP12 tiers placed after them; a URL already known is not
+    /// added twice.
+    pub trackers: Vec<Vec<String>>,
 }
 
 impl AddTorrentParams {
@@ -92,6 +108,7 @@ impl AddTorrentParams {
             file_priorities: Vec::new(),
             sequential: false,
             upload_only: false,
+            trackers: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use core::net::SocketAddr;
 
+use super::trackers::TrackerTransport;
 use super::{
     Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, SessionConfig, TorrentId,
     Transmit,
@@ -43,10 +44,15 @@ pub(super) struct Shared {
     /// Torrents that learnt info-hashes from their metadata, for the session to route
     /// them.
     pub learned: Vec<TorrentId>,
+    /// The trackers' requests in flight, the UDP trackers and removed torrents' announcers.
+    pub trackers: TrackerTransport,
 }
 
 impl Shared {
     pub fn new(config: SessionConfig) -> Self {
+        // Its own seed, so that trackers change no other random choice of a run.
+        let trackers =
+            TrackerTransport::new(config.udp_tracker, config.rng_seed ^ 0x7472_6163_6b65_7273);
         Self {
             rng: Rng::new(config.rng_seed),
             config,
@@ -58,6 +64,7 @@ impl Shared {
             alerts: VecDeque::new(),
             self_addrs: BTreeSet::new(),
             learned: Vec::new(),
+            trackers,
         }
     }
 

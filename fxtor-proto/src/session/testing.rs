@@ -559,6 +559,8 @@ enum Event {
     ConnectFailed(End),
     Closed(End),
     Disk(usize, DiskCompletion),
+    /// An HTTP tracker's answer reaches a node.
+    Http(usize, super::HttpRequestId, Result<(u16, Vec<u8>), String>),
 }
 
 /// A running hash of every alert of a run with its time and node: two runs that posted
@@ -611,6 +613,8 @@ pub(crate) struct Network {
     trace: Trace,
     /// Each node's next timeout, as of the last time its session was called.
     timeouts: Vec<Option<Instant>>,
+    /// The HTTP tracker every announce reaches, whatever its URL.
+    pub tracker: super::sim_tracker::SimTracker,
 }
 
 /// The name the session tests use.
@@ -651,6 +655,7 @@ impl Network {
             rng: Rng::new(seed ^ 0x005E_ED0F_11E7),
             trace: Trace::EMPTY,
             timeouts: Vec::new(),
+            tracker: Default::default(),
         }
     }
 
@@ -995,6 +1000,16 @@ impl Network {
                 let completion = self.nodes[i].store.run(job);
                 self.schedule(self.disk_latency, Event::Disk(i, completion));
             }
+            Action::HttpRequest { id, url } => {
+                let ip = self.nodes[i].addr.ip();
+                let reply = self.tracker.answer(&url, ip);
+                let latency = self.default_link.latency * 2;
+                self.schedule(latency, Event::Http(i, id, reply));
+            }
+            Action::Resolve { id, .. } => {
+                let failed = Err("no name resolution in the simulator".to_owned());
+                self.nodes[i].session.handle_resolved(self.now, id, failed);
+            }
         }
     }
 
@@ -1049,6 +1064,19 @@ impl Network {
             }
             Event::Disk(i, completion) => {
                 self.nodes[i].session.handle_disk(now, completion);
+                self.drain(i);
+            }
+            Event::Http(i, id, reply) => {
+                let response = match &reply {
+                    Ok((status, body)) => Ok(crate::tracker::HttpResponse {
+                        status: *status,
+                        body,
+                    }),
+                    Err(e) => Err(e.clone()),
+                };
+                self.nodes[i]
+                    .session
+                    .handle_http_response(now, id, response);
                 self.drain(i);
             }
         }

@@ -22,6 +22,9 @@ pub struct DownloadArgs {
     /// Where to accept peers (port 0: any free port).
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:0")]
     pub listen: SocketAddr,
+    /// A tracker to announce to besides the torrent's own (repeatable; each its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
     /// Keep serving once the download is complete, until interrupted.
     #[arg(long)]
     pub seed: bool,
@@ -34,6 +37,7 @@ pub struct DownloadArgs {
 pub async fn run(args: DownloadArgs) -> Result<(), CliError> {
     let mut params = transfer::load_source(&args.source, &args.save_path).await?;
     params.peers = args.peers.clone();
+    params.trackers = args.trackers.iter().map(|t| vec![t.clone()]).collect();
     let resume = ResumeFile(args.resume.clone());
     if let Some(path) = &args.resume {
         let path = path.clone();

@@ -106,6 +106,10 @@ mod tests {
             "--seed",
             "--resume",
             "a.resume",
+            "--tracker",
+            "udp://127.0.0.1:6969",
+            "--tracker",
+            "http://127.0.0.1:6969/announce",
         ])
         .unwrap() else {
             panic!("not a download");
@@ -122,6 +126,10 @@ mod tests {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 seed: true,
                 resume: Some("a.resume".into()),
+                trackers: vec![
+                    "udp://127.0.0.1:6969".into(),
+                    "http://127.0.0.1:6969/announce".into()
+                ],
             }
         );
         let Command::Download(args) =
@@ -147,9 +155,16 @@ mod tests {
 
     #[test]
     fn seed_takes_a_torrent_a_data_directory_and_listen() {
-        let Command::Seed(args) =
-            parse(&["seed", "t.torrent", "data", "--listen", "127.0.0.1:0"]).unwrap()
-        else {
+        let Command::Seed(args) = parse(&[
+            "seed",
+            "t.torrent",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--tracker",
+            "x",
+        ])
+        .unwrap() else {
             panic!("not a seed");
         };
         assert_eq!(
@@ -158,6 +173,7 @@ mod tests {
                 torrent: "t.torrent".into(),
                 data_dir: "data".into(),
                 listen: "127.0.0.1:0".parse().unwrap(),
+                trackers: vec!["x".into()],
             }
         );
         assert_eq!(parse(&["seed", "t.torrent"]).unwrap_err().exit_code(), 2);

@@ -19,6 +19,9 @@ pub struct SeedArgs {
     /// Where to accept peers (port 0: any free port; the address is printed).
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:0")]
     pub listen: SocketAddr,
+    /// A tracker to announce to besides the torrent's own (repeatable; each its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
 }
 
 /// Checks the data, then serves it until interrupted.
@@ -29,6 +32,7 @@ pub async fn run(args: SeedArgs) -> Result<(), CliError> {
         return Err(CliError::Invalid("seed needs a .torrent file".into()));
     }
     params.upload_only = true;
+    params.trackers = args.trackers.iter().map(|t| vec![t.clone()]).collect();
     let session = transfer::start_session(args.listen).await?;
     if let Some(addr) = session.listen_addr() {
         println!("listening on {addr}");

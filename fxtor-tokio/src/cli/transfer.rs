@@ -179,6 +179,13 @@ pub fn alert_note(alert: &Alert) -> Option<String> {
         Alert::HashFailed { piece, .. } => Some(format!("piece {piece} failed its hash check")),
         Alert::PeerBanned { addr, .. } => Some(format!("banned {addr}: it sent corrupt data")),
         Alert::TorrentError { error, .. } => Some(format!("error: {error}")),
+        Alert::TrackerReply { url, num_peers, .. } => {
+            Some(format!("tracker {url}: {num_peers} peers"))
+        }
+        Alert::TrackerWarning { url, message, .. } => {
+            Some(format!("tracker {url} warns: {message}"))
+        }
+        Alert::TrackerError { url, error, .. } => Some(format!("tracker {url}: error: {error}")),
         _ => None,
     }
 }

@@ -7,8 +7,8 @@ on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off.
   lt.py create PATH OUT --mode v1|v2|hybrid [--piece-length N] [--tracker URL]...
   lt.py info TORRENT            -> JSON: libtorrent's reading of the file
   lt.py check TORRENT SAVE_PATH -> JSON: whether libtorrent's own check finds every piece
-  lt.py seed TORRENT SAVE_PATH [--upload-limit BYTES_PER_S]
-        -> checks the data, prints {"port": N, ...} on one line once it seeds, then seeds
+  lt.py seed TORRENT SAVE_PATH [--upload-limit BYTES_PER_S] [--tracker URL]... [--ip IP]
+        -> announces to the torrent's trackers and those given, checks the data, prints {"port": N, ...} on one line once it seeds, then seeds
            until killed
   lt.py download TORRENT SAVE_PATH --peer IP:PORT [--peer IP:PORT]...
         -> downloads from those peers only, re-checks the data when finished, prints JSON
@@ -97,10 +97,12 @@ def check(args):
     }, sys.stdout)
 
 
-def transfer_session():
-    """A session for transfers: 127.0.0.1, TCP only, nothing but loopback peers."""
+def transfer_session(ip="127.0.0.1"):
+    """A session for transfers: on `ip` (127.0.0.1 unless told), TCP only, nothing but
+    loopback peers. Its outgoing connections (to trackers too) leave from `ip`."""
     ses = lt.session({
-        "listen_interfaces": "127.0.0.1:0",
+        "listen_interfaces": ip + ":0",
+        "outgoing_interfaces": ip,
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "enable_outgoing_tcp": True, "enable_incoming_tcp": True,
@@ -139,8 +141,10 @@ def wait_checked(ses, h, deadline):
 
 
 def seed(args):
-    ses = transfer_session()
+    ses = transfer_session(args.ip)
     h = add(ses, args.torrent, args.save_path)
+    for tier, url in enumerate(args.tracker or []):
+        h.add_tracker({"url": url, "tier": tier})
     if args.upload_limit:
         # The torrent's own limit: the session's global one does not reach loopback peers
         # (they are in the local peer class), and limiting that class throttles far below
@@ -149,7 +153,7 @@ def seed(args):
     if not wait_checked(ses, h, time.time() + 300):
         sys.exit("seed: the check did not finish")
     s = h.status()
-    print(json.dumps({"port": ses.listen_port(), "state": str(s.state), "progress": s.progress}),
+    print(json.dumps({"port": ses.listen_port(), "ip": args.ip, "state": str(s.state), "progress": s.progress}),
           flush=True)
     while True:
         ses.wait_for_alert(1000)
@@ -216,6 +220,8 @@ def main():
     s.add_argument("torrent")
     s.add_argument("save_path")
     s.add_argument("--upload-limit", type=int, default=0)
+    s.add_argument("--tracker", action="append")
+    s.add_argument("--ip", default="127.0.0.1")
     d = sub.add_parser("download")
     d.add_argument("torrent")
     d.add_argument("save_path")

@@ -14,6 +14,7 @@
 //! - [`assembly`]: the pieces held in memory.
 //! - [`trust`]: how far peers that sent blocks of failed pieces are trusted.
 //! - [`checking`]: hashing the files on disk.
+//! - [`trackers`]: the torrent's announcer, following its state.
 //!
 //! A torrent added by magnet link has no metadata ([`Metadata`]) until its info dictionary
 //! arrives: its connections run without a geometry, their availability is recorded as
@@ -29,6 +30,7 @@ mod metadata;
 #[cfg(test)]
 pub(super) use metadata::TestServing;
 mod peer;
+mod trackers;
 mod trust;
 mod unchoke;
 mod upload;
@@ -62,6 +64,7 @@ use assembly::Assembly;
 use checking::Checking;
 use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
+use trackers::Trackers;
 use trust::Trust;
 
 /// The client name we announce in the extension handshake.
@@ -209,6 +212,7 @@ pub(super) struct Torrent {
 
     jobs: BTreeMap<DiskJobId, Job>,
     choker: Choker,
+    trackers: Trackers,
     totals: Totals,
     /// How metadata requests are answered (tests only).
     #[cfg(test)]
@@ -234,7 +238,9 @@ impl Torrent {
             file_priorities,
             sequential,
             upload_only,
+            trackers,
         } = params;
+        let tracker_tiers = trackers::tracker_tiers(&source, trackers);
         let resume = resume_data
             .map(|bytes| ResumeData::from_bytes(&bytes))
             .transpose()
@@ -319,6 +325,7 @@ impl Torrent {
             refill: false,
             jobs: BTreeMap::new(),
             choker: Self::new_choker(shared),
+            trackers: Trackers::new(id, info_hashes, &tracker_tiers, shared),
             totals: Totals::default(),
             #[cfg(test)]
             test_serving: metadata::TestServing::Honest,
@@ -443,6 +450,7 @@ impl Torrent {
             });
         }
         self.activate(now, shared);
+        self.announce_state(now, self.state, shared);
     }
 
     /// The state the torrent is in when it is neither paused nor stopped by the user.
@@ -483,6 +491,7 @@ impl Torrent {
         {
             shared.alert(Alert::TorrentFinished { torrent: self.id });
         }
+        self.announce_state(now, from, shared);
         self.create_empty_files(shared);
         self.update_all_interest(now);
         self.update_choker_mode();
@@ -1132,7 +1141,8 @@ impl Torrent {
             .is_none()
             .then(|| self.fetch.poll_timeout())
             .flatten();
-        [peers, rechoke, self.totals.next_report, fetch]
+        let trackers = self.trackers_poll_timeout();
+        [peers, rechoke, self.totals.next_report, fetch, trackers]
             .into_iter()
             .flatten()
             .min()
@@ -1158,6 +1168,7 @@ impl Torrent {
             self.fetch.handle_timeout(now);
             self.request_metadata(now);
         }
+        self.trackers_timeout(now, shared);
         self.flush(now, shared);
     }
 
