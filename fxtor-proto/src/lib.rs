@@ -10,6 +10,7 @@
 //! - [`create`]: building .torrent files from data the caller feeds in.
 //! - [`magnet`]: magnet links (BEP9, BEP53).
 //! - [`wire`]: the peer wire protocol codec and extension payloads.
+//! - [`dht`]: the mainline DHT as a sans-IO state machine ([`dht::Dht`]).
 //! - [`peer_id`]: BEP20 peer ids.
 //! - [`peer`]: one peer connection's state machine ([`peer::PeerConnection`]).
 //! - [`choker`]: who to unchoke (tit-for-tat, optimistic unchoke, seeding rotation).
@@ -24,6 +25,7 @@
 pub mod bencode;
 pub mod choker;
 pub mod create;
+pub mod dht;
 mod hash;
 mod index;
 pub mod magnet;
