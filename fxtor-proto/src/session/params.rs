@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::DhtSettings;
 use crate::magnet::MagnetLink;
 use crate::metainfo::TorrentInfo;
 use crate::peer_id::PeerId;
@@ -38,6 +39,8 @@ pub struct SessionConfig {
     /// How long a removed torrent waits for its trackers to answer its `stopped`
     /// announces (5 s) before it is forgotten.
     pub stop_announce_timeout: Duration,
+    /// The DHT (BEP5) on the session's UDP socket; `None` (the default): no DHT.
+    pub dht: Option<DhtSettings>,
 }
 
 impl SessionConfig {
@@ -54,6 +57,7 @@ impl SessionConfig {
             announcer: AnnouncerConfig::default(),
             udp_tracker: UdpTrackerConfig::default(),
             stop_announce_timeout: Duration::from_secs(5),
+            dht: None,
         }
     }
 }

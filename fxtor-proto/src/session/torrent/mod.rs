@@ -24,6 +24,7 @@
 
 mod assembly;
 mod checking;
+mod dht;
 mod download;
 mod metadata;
 
@@ -924,6 +925,7 @@ impl Torrent {
             };
         }
         params.extended_handshake = self.extended_handshake(shared);
+        Self::dht_handshake_bits(&mut params, shared);
         params
     }
 
@@ -1285,10 +1287,8 @@ impl Torrent {
                 self.on_metadata_message(now, key, &payload, shared)
             }
             // BEP52 hash transfers plug in here.
-            PeerEvent::Extended { .. }
-            | PeerEvent::Port(_)
-            | PeerEvent::Hashes(_)
-            | PeerEvent::HashReject(_) => {}
+            PeerEvent::Port(port) => self.on_dht_port(now, key, port, shared),
+            PeerEvent::Extended { .. } | PeerEvent::Hashes(_) | PeerEvent::HashReject(_) => {}
             PeerEvent::HashRequest(request) => {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.connection.send_hash_reject(now, request);
@@ -1348,6 +1348,7 @@ impl Torrent {
             addr: peer.addr,
             client,
         });
+        self.dht_send_port(now, key, shared);
     }
 
     fn on_closed(&mut self, key: PeerKey, reason: CloseReason, shared: &mut Shared) {

@@ -7,7 +7,7 @@
 //! `completed` when a download finishes, `stopped` on pause, on an error and on removal.
 //! Its requests go to the session's [`TrackerTransport`](crate::session::trackers); its
 //! answers come back here, become alerts, and their peers go to the torrent's peers
-//! ([`Torrent::add_tracker_peers`]).
+//! ([`Torrent::add_tracker_peers`]), the path the DHT's peers take too.
 
 use std::collections::BTreeMap;
 
@@ -314,7 +314,7 @@ impl Torrent {
     }
 
     /// Peers a tracker gave: remembered, and connected to if the torrent runs.
-    fn add_tracker_peers(
+    pub(in crate::session) fn add_tracker_peers(
         &mut self,
         now: Instant,
         peers: impl Iterator<Item = SocketAddr>,
