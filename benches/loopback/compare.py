@@ -94,6 +94,8 @@ def main():
     p.add_argument("--piece-length", type=int, default=1 << 20)
     args = p.parse_args()
     fxtor = os.path.abspath(args.fxtor)
+    # Loopback only: no DHT, so fxtor never reaches the public routers.
+    os.environ["FXTOR_NO_DHT"] = "1"
     size = args.size_mib << 20
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
