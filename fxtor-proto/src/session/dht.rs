@@ -13,8 +13,8 @@
 //! - **Loopback networks**: when every bootstrap node is a loopback address, BEP42's
 //!   restrictions (ids tied to IPs, one node per IP) and the per-IP rate limit are off, as
 //!   every node of such a network shares one IP.
-//! - **Torrents**: every active torrent that is not private is announced (with our listen
-//!   port) when it starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
+//! - **Torrents**: once the routing table holds nodes, every active torrent that is not
+//!   private is announced (with our listen port; looked up only, without one) when it starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
 //!   downloading looks for peers every [`LOOKUP_INTERVAL_FEW_PEERS`] while it has fewer
 //!   than [`FEW_PEERS`] peers and every [`LOOKUP_INTERVAL`] otherwise. A hybrid is looked up
 //!   and announced under both its v1 info-hash and its truncated v2 one. Peers found join
@@ -110,6 +110,9 @@ pub(super) struct SessionDht {
     lookups: BTreeMap<LookupId, TorrentId>,
     schedules: BTreeMap<TorrentId, Schedule>,
     bootstrapped: bool,
+    /// The routing tables hold nodes: lookups can start (a lookup from an empty table
+    /// would end at once, and an announce with it).
+    ready: bool,
 }
 
 impl SessionDht {
@@ -139,6 +142,7 @@ impl SessionDht {
             lookups: BTreeMap::new(),
             schedules: BTreeMap::new(),
             bootstrapped: false,
+            ready: false,
         };
         let mut hosts = Vec::new();
         for node in &settings.bootstrap {
@@ -152,6 +156,12 @@ impl SessionDht {
             }
         }
         (this, hosts)
+    }
+
+    /// Notes whether the routing tables hold nodes.
+    fn update_ready(&mut self, now: Instant) {
+        let stats = self.dht.stats(now);
+        self.ready = stats.ipv4.nodes() + stats.ipv6.nodes() > 0;
     }
 
     /// A node a peer told us about in a `port` message.
@@ -199,6 +209,9 @@ impl Session {
     pub(super) fn handle_dht_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         if let Some(dht) = &mut self.shared.dht {
             dht.dht.handle_datagram(now, from, data);
+            if !dht.ready {
+                dht.update_ready(now);
+            }
             self.drain_dht(now);
         }
     }
@@ -231,6 +244,11 @@ impl Session {
         };
         if dht.dht.poll_timeout().is_some_and(|at| at <= now) {
             dht.dht.handle_timeout(now);
+        }
+        dht.update_ready(now);
+        if !dht.ready {
+            self.drain_dht(now);
+            return;
         }
         let port = match self.shared.config.listen_port {
             0 => None,
@@ -279,6 +297,9 @@ impl Session {
     pub(super) fn dht_poll_timeout(&self) -> Option<Instant> {
         let dht = self.shared.dht.as_ref()?;
         let own = dht.dht.poll_timeout();
+        if !dht.ready {
+            return own;
+        }
         let busy: BTreeSet<TorrentId> = dht.lookups.values().copied().collect();
         let torrents = self
             .torrents
