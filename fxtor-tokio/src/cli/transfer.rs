@@ -87,7 +87,7 @@ impl DhtArgs {
     }
 
     /// [`settings`](Self::settings) with the environment of this process.
-    pub fn from_env(&self) -> Option<DhtSettings> {
+    pub fn settings_from_env(&self) -> Option<DhtSettings> {
         let env = std::env::var(NO_DHT_ENV).ok();
         self.settings(env.as_deref())
     }
@@ -96,7 +96,7 @@ impl DhtArgs {
 /// Starts a session listening on `listen`, with the DHT `dht` asks for.
 pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session, CliError> {
     let settings = SessionSettings {
-        dht: dht.from_env(),
+        dht: dht.settings_from_env(),
         ..SessionSettings::listen_on(listen)
     };
     Session::new(settings)
