@@ -10,9 +10,10 @@
 //!   driver ([`Action::Resolve`]) first. A saved routing table
 //!   ([`DhtSettings::state`], from [`Session::dht_state`]) is restored when it is valid (a
 //!   malformed one is ignored: the node starts empty).
-//! - **Loopback networks**: when every bootstrap node is a loopback address, BEP42's
-//!   restrictions (ids tied to IPs, one node per IP) and the per-IP rate limit are off, as
-//!   every node of such a network shares one IP.
+//! - **Loopback networks**: when every bootstrap node is a loopback address (or
+//!   [`DhtSettings::restrict_ips`] is off), BEP42's restrictions (ids tied to IPs, one node
+//!   per IP) and the per-IP rate limit are off, as every node of such a network shares one
+//!   IP.
 //! - **Torrents**: once the routing table holds nodes, every active torrent that is not
 //!   private is announced (with our listen port; looked up only, without one) when it starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
 //!   downloading looks for peers every [`LOOKUP_INTERVAL_FEW_PEERS`] while it has fewer
@@ -62,8 +63,9 @@ const MAX_RESOLVING: usize = 32;
 pub struct DhtSettings {
     /// Nodes to join the DHT through: addresses, or host names the driver resolves.
     pub bootstrap: Vec<PeerAddress>,
-    /// BEP42: admit only nodes whose ids suit their IPs, one node per IP. Turned off by
-    /// itself when every bootstrap node is a loopback address (a test network).
+    /// BEP42: admit only nodes whose ids suit their IPs, one node per IP, and limit the
+    /// datagrams taken from one IP. Turned off by itself when every bootstrap node is a
+    /// loopback address (a test network, where every node shares one IP).
     pub restrict_ips: bool,
     /// BEP43: a read-only node answers no query and stays out of others' tables.
     pub read_only: bool,
@@ -119,12 +121,12 @@ impl SessionDht {
     /// A DHT node for a session with the given seed. Bootstrap addresses are added at
     /// once; host names come back as names to resolve.
     pub fn new(now: Instant, settings: &DhtSettings, seed: u64) -> (Self, Vec<(String, u16)>) {
-        let loopback = settings.loopback_only();
+        let restrict_ips = settings.restrict_ips && !settings.loopback_only();
         let config = DhtConfig {
             seed,
             read_only: settings.read_only,
-            restrict_ips: settings.restrict_ips && !loopback,
-            rate_limit: if loopback {
+            restrict_ips,
+            rate_limit: if !restrict_ips {
                 None
             } else {
                 DhtConfig::default().rate_limit

@@ -99,9 +99,19 @@ pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session,
         dht: dht.settings_from_env(),
         ..SessionSettings::listen_on(listen)
     };
-    Session::new(settings)
+    let session = Session::new(settings)
         .await
-        .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))
+        .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))?;
+    // Joining the DHT is the session's news, not a torrent's: told from the start.
+    let mut alerts = session.alerts();
+    tokio::spawn(async move {
+        while let Some(alert) = alerts.recv().await {
+            if let Alert::DhtBootstrapped { nodes } = alert {
+                println!("DHT: joined, {nodes} nodes");
+            }
+        }
+    });
+    Ok(session)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -236,7 +246,6 @@ pub fn alert_note(alert: &Alert) -> Option<String> {
             Some(format!("tracker {url} warns: {message}"))
         }
         Alert::TrackerError { url, error, .. } => Some(format!("tracker {url}: error: {error}")),
-        Alert::DhtBootstrapped { nodes } => Some(format!("DHT: joined, {nodes} nodes")),
         Alert::DhtPeers { peers, .. } => Some(format!("DHT: {peers} peers")),
         _ => None,
     }

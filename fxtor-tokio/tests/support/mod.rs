@@ -73,15 +73,15 @@ pub fn fxtor() -> Command {
     cmd
 }
 
-/// The `fxtor` program with its DHT on, joining only through `bootstrap`, which must be
+/// `fxtor SUBCOMMAND` with its DHT on, joining only through `bootstrap`, which must be
 /// loopback addresses (it panics otherwise): `--dht-bootstrap` replaces the default list.
-pub fn fxtor_with_dht(bootstrap: &[std::net::SocketAddr]) -> Command {
+pub fn fxtor_with_dht(subcommand: &str, bootstrap: &[std::net::SocketAddr]) -> Command {
     assert!(
         !bootstrap.is_empty(),
         "a DHT test names its bootstrap nodes"
     );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fxtor"));
-    cmd.env_remove("FXTOR_NO_DHT");
+    cmd.env_remove("FXTOR_NO_DHT").arg(subcommand);
     for node in bootstrap {
         assert!(
             node.ip().is_loopback(),
