@@ -109,7 +109,10 @@ impl<R: Runtime> Session<R> {
         let udp_addr = udp.as_ref().and_then(|u| runtime.udp_local_addr(u).ok());
         let http = HttpClient::new(&settings.extra_root_certificates, settings.http_timeout)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
+        let mut config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
+        if let (Some(dht), Some(udp)) = (config.dht.as_mut(), udp_addr) {
+            dht.port = Some(udp.port());
+        }
         let clock = Clock::new();
         let driver = Driver::new_session(clock.now(), config, settings.max_disk_jobs);
         let (commands, command_rx) = async_channel::bounded(COMMAND_QUEUE);

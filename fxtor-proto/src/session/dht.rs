@@ -71,6 +71,9 @@ pub struct DhtSettings {
     pub read_only: bool,
     /// A routing table saved by [`Session::dht_state`], to start from.
     pub state: Option<Bytes>,
+    /// The port our DHT datagrams come from, told to peers in `port` messages; `None`:
+    /// the listen port (the driver binds its UDP socket there when it can).
+    pub port: Option<u16>,
 }
 
 impl DhtSettings {
@@ -81,6 +84,7 @@ impl DhtSettings {
             restrict_ips: true,
             read_only: false,
             state: None,
+            port: None,
         }
     }
 
@@ -373,11 +377,13 @@ impl Session {
     }
 }
 
-/// Our DHT port for peers' `port` messages: the listen port, if the DHT is on and we
-/// listen (the driver binds the UDP socket on it).
+/// Our DHT port for peers' `port` messages, if the DHT is on: [`DhtSettings::port`], or
+/// the listen port if we listen.
 pub(super) fn dht_port(shared: &super::shared::Shared) -> Option<u16> {
-    match (&shared.dht, shared.config.listen_port) {
-        (Some(_), port) if port != 0 => Some(port),
-        _ => None,
-    }
+    shared.dht.as_ref()?;
+    let settings = shared.config.dht.as_ref()?;
+    settings
+        .port
+        .or(Some(shared.config.listen_port))
+        .filter(|&port| port != 0)
 }
