@@ -219,3 +219,44 @@ fn loopback_bootstrap_lists_are_recognised() {
     assert!(!mixed.loopback_only());
     assert!(!DhtSettings::new(Vec::new()).loopback_only());
 }
+
+/// A leecher that started before any seed was announced keeps looking (every minute while
+/// it has few peers) and finds the seed once it appears.
+#[test]
+fn a_leecher_keeps_looking_until_a_seed_appears() {
+    let mut net = dht_network(12);
+    net.run_for(MINUTE);
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 13);
+    let torrent = bare_magnet(&mut net, 9, &content);
+    net.run_for(3 * MINUTE);
+    assert!(net.is_in(9, torrent, TorrentState::DownloadingMetadata));
+    net.add_seed(4, &content);
+    let added = net.now;
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(
+        9,
+        torrent,
+        TorrentState::Seeding
+    )));
+    assert!(
+        net.now - added <= super::DHT_LOOKUP_INTERVAL_FEW_PEERS + Duration::from_secs(10),
+        "found within one lookup interval: {:?}",
+        net.now - added
+    );
+}
+
+/// Announces expire after 30 minutes at the other end: a seed announces again every 15, so
+/// a leecher arriving an hour later still finds it.
+#[test]
+fn a_seed_is_announced_again() {
+    let mut net = dht_network(12);
+    net.run_for(MINUTE);
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 17);
+    net.add_seed(2, &content);
+    net.run_for(60 * MINUTE);
+    let torrent = bare_magnet(&mut net, 10, &content);
+    assert!(net.run_until(5 * MINUTE, |net| net.is_in(
+        10,
+        torrent,
+        TorrentState::Seeding
+    )));
+}
