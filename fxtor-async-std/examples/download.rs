@@ -85,7 +85,7 @@ async fn download(args: Args) -> Result<(), Error> {
             .iter()
             .map(|node| fxtor_io::parse_dht_node(node))
             .collect::<Result<_, _>>()?;
-        settings.dht = Some(fxtor_io::DhtSettings::new(nodes));
+        settings.dht = Some(fxtor_async_std::DhtSettings::new(nodes));
     }
     let session = Session::new(settings).await?;
     if let Some(addr) = session.listen_addr() {
