@@ -334,6 +334,28 @@ async fn time_to_first_dht_peer_and_metadata() {
     );
     assert!(peer <= metadata);
     session.shutdown().await.unwrap();
+
+    // Cold: the magnet is added as the session starts, before the DHT has joined.
+    let start = Instant::now();
+    let session = Session::new(dht_settings(&[dht.bootstrap])).await.unwrap();
+    let mut alerts = session.alerts();
+    session
+        .add_torrent(AddTorrentParams::new(
+            TorrentSource::Magnet(MagnetLink::new(info.info_hashes())),
+            tmp.path().join("out-cold"),
+        ))
+        .await
+        .unwrap();
+    let peer = first_alert(&mut alerts, start, |a| matches!(a, Alert::DhtPeers { .. })).await;
+    let metadata = first_alert(&mut alerts, start, |a| {
+        matches!(a, Alert::MetadataReceived { .. })
+    })
+    .await;
+    println!(
+        "DHT on libtorrent's private DHT, from a session's start: first DHT peer {peer:?}, \
+         metadata {metadata:?}"
+    );
+    session.shutdown().await.unwrap();
 }
 
 #[test]
