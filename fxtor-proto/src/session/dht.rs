@@ -248,10 +248,12 @@ impl Session {
         let Some(dht) = &mut self.shared.dht else {
             return;
         };
+        // The tables change only on the DHT's own timer or a datagram: counting them (a
+        // walk over the buckets) is done then, not on every timeout of the session.
         if dht.dht.poll_timeout().is_some_and(|at| at <= now) {
             dht.dht.handle_timeout(now);
+            dht.update_ready(now);
         }
-        dht.update_ready(now);
         if !dht.ready {
             self.drain_dht(now);
             return;
