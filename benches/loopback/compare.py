@@ -113,6 +113,8 @@ def main():
     p.add_argument("--piece-length", type=int, default=1 << 20)
     args = p.parse_args()
     fxtor = os.path.abspath(args.fxtor)
+    # Loopback only: no DHT, so fxtor never reaches the public routers.
+    os.environ["FXTOR_NO_DHT"] = "1"
     downloaders = {
         "fxtor-tokio": ([fxtor, "download"], None),
         "fxtor-async-std": ([os.path.abspath(args.async_std)], dict(os.environ, FXTOR_EXECUTOR="async-std")),

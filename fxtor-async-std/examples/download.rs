@@ -4,7 +4,11 @@
 //! ```sh
 //! cargo run -p fxtor-async-std --example download -- SOURCE -o DIR \
 //!     [--peer IP:PORT]... [--listen IP:PORT] [--seed] [--resume FILE]
+//!     [--dht-bootstrap HOST:PORT]...
 //! ```
+//!
+//! Unlike the program, it runs a DHT only when `--dht-bootstrap` names nodes to join through
+//! (the library's default: no DHT).
 //!
 //! Exit status: 0 once every wanted byte is verified on disk (with `--seed`, once
 //! interrupted after that), 2 for a malformed input, 1 for any other failure.
@@ -47,6 +51,9 @@ struct Args {
     /// Resume data: loaded if the file exists, saved every few seconds and at exit.
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
+    /// A DHT node to join through (repeatable); without one, no DHT.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    dht_bootstrap: Vec<String>,
 }
 
 /// How often a status line is printed and the resume data saved.
@@ -82,7 +89,16 @@ async fn download(args: Args) -> Result<(), Error> {
     if let Some(path) = &args.resume {
         params.resume_data = resume::read_resume_file(path)?;
     }
-    let session = Session::new(SessionSettings::listen_on(args.listen)).await?;
+    let mut settings = SessionSettings::listen_on(args.listen);
+    if !args.dht_bootstrap.is_empty() {
+        let nodes = args
+            .dht_bootstrap
+            .iter()
+            .map(|node| fxtor_io::parse_dht_node(node))
+            .collect::<Result<_, _>>()?;
+        settings.dht = Some(fxtor_async_std::DhtSettings::new(nodes));
+    }
+    let session = Session::new(settings).await?;
     if let Some(addr) = session.listen_addr() {
         println!("listening on {addr}");
     }

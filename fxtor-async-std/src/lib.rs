@@ -49,7 +49,9 @@ pub type Session = fxtor_io::session::Session<AsyncIo>;
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 
 pub use fxtor_io::http::RootCertificate;
-pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
+pub use fxtor_io::{
+    AddTorrentParams, Alerts, DhtSettings, Error, SessionSettings, DEFAULT_DHT_BOOTSTRAP,
+};
 pub use fxtor_proto::session::{
     Alert, PeerSource, PeerSources, TorrentId, TorrentSource, TorrentState, TorrentStatus,
     TrackerEntry,

@@ -40,7 +40,10 @@ pub use alerts::Alerts;
 pub use clock::Clock;
 pub use driver::{Core, Driver, Effect};
 pub use error::Error;
-pub use params::{random_peer_id, AddTorrentParams, SessionSettings};
+pub use fxtor_proto::session::DhtSettings;
+pub use params::{
+    parse_dht_node, random_peer_id, AddTorrentParams, SessionSettings, DEFAULT_DHT_BOOTSTRAP,
+};
 pub use registry::StorageRegistry;
 pub use runtime::Runtime;
 pub use storage::{Storage, StorageError};

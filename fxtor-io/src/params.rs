@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fxtor_proto::magnet::MagnetLink;
+use fxtor_proto::magnet::{MagnetLink, PeerAddress};
 use fxtor_proto::peer_id::PeerId;
-use fxtor_proto::session::{self, SessionConfig, TorrentSource};
+use fxtor_proto::session::{self, DhtSettings, SessionConfig, TorrentSource};
 use fxtor_proto::TorrentInfo;
 
 use crate::http::RootCertificate;
@@ -48,6 +48,25 @@ pub struct SessionSettings {
     pub stop_announce_timeout: Duration,
     /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents.
     pub peer_exchange: bool,
+    /// The DHT (BEP5), on the session's UDP socket. `None` (the default): no DHT, so a
+    /// session built from the defaults never talks to a DHT node. [`DEFAULT_DHT_BOOTSTRAP`]
+    /// lists the public routers real use joins through.
+    pub dht: Option<DhtSettings>,
+}
+
+/// The public DHT routers a node joins the DHT through by default (the `fxtor` program
+/// uses them unless told otherwise). Tests must never use them.
+pub const DEFAULT_DHT_BOOTSTRAP: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
+/// Parses a DHT bootstrap node, `HOST:PORT` or `IP:PORT` (`[IPv6]:PORT`).
+pub fn parse_dht_node(text: &str) -> Result<PeerAddress, Error> {
+    text.parse::<PeerAddress>()
+        .map_err(|e| Error::Invalid(format!("invalid DHT node {text:?}: {e}")))
 }
 
 impl Default for SessionSettings {
@@ -68,6 +87,7 @@ impl Default for SessionSettings {
             http_timeout: Duration::from_secs(30),
             stop_announce_timeout: core.stop_announce_timeout,
             peer_exchange: core.peer_exchange,
+            dht: None,
         }
     }
 }
@@ -96,6 +116,7 @@ impl SessionSettings {
         config.upload_slots = self.upload_slots;
         config.stop_announce_timeout = self.stop_announce_timeout;
         config.peer_exchange = self.peer_exchange;
+        config.dht = self.dht.clone();
         config.rng_seed = getrandom::u64().map_err(random_error)?;
         Ok(config)
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use bytes::Bytes;
+use fxtor_proto::dht::DhtStats;
 use fxtor_proto::session::{Alert, TorrentId, TorrentState, TorrentStatus, TrackerEntry};
 use fxtor_proto::time::Instant;
 use fxtor_proto::PieceIndex;
@@ -108,7 +109,10 @@ impl<R: Runtime> Session<R> {
         let udp_addr = udp.as_ref().and_then(|u| runtime.udp_local_addr(u).ok());
         let http = HttpClient::new(&settings.extra_root_certificates, settings.http_timeout)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
+        let mut config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
+        if let (Some(dht), Some(udp)) = (config.dht.as_mut(), udp_addr) {
+            dht.port = Some(udp.port());
+        }
         let clock = Clock::new();
         let driver = Driver::new_session(clock.now(), config, settings.max_disk_jobs);
         let (commands, command_rx) = async_channel::bounded(COMMAND_QUEUE);
@@ -195,6 +199,33 @@ impl<R: Runtime> Session<R> {
             id,
             session: self.clone(),
         }
+    }
+
+    /// The DHT's routing table and node id, bencoded (`None` without a DHT): give it back
+    /// in [`DhtSettings::state`](fxtor_proto::session::DhtSettings::state) to rejoin
+    /// quickly next time.
+    pub async fn dht_state(&self) -> Result<Option<Bytes>, Error> {
+        self.call(|d, now| d.core().dht_state(now)).await
+    }
+
+    /// Saves the DHT's state to a file, atomically (as resume files are); `false` without
+    /// a DHT (nothing is written).
+    pub async fn save_dht_state_file(&self, path: impl Into<PathBuf>) -> Result<bool, Error> {
+        let Some(data) = self.dht_state().await? else {
+            return Ok(false);
+        };
+        let path = path.into();
+        self.inner
+            .runtime
+            .spawn_blocking(move || crate::resume::write_resume_file(&path, &data))
+            .await
+            .ok_or_else(|| Error::Io(std::io::Error::other("saving the DHT state panicked")))??;
+        Ok(true)
+    }
+
+    /// What the DHT holds: routing tables, stored peers, lookups (`None` without a DHT).
+    pub async fn dht_stats(&self) -> Result<Option<DhtStats>, Error> {
+        self.call(|d, now| d.core().dht_stats(now)).await
     }
 
     /// Subscribes to the session's alerts from now on. See [`Alerts`] for what a slow

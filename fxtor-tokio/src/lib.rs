@@ -42,7 +42,9 @@ pub type Session = fxtor_io::session::Session<Tokio>;
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<Tokio>;
 
 pub use fxtor_io::http::RootCertificate;
-pub use fxtor_io::{AddTorrentParams, Alerts, Error, SessionSettings};
+pub use fxtor_io::{
+    AddTorrentParams, Alerts, DhtSettings, Error, SessionSettings, DEFAULT_DHT_BOOTSTRAP,
+};
 pub use fxtor_proto::session::{
     Alert, PeerSource, PeerSources, TorrentId, TorrentSource, TorrentState, TorrentStatus,
     TrackerEntry,

@@ -158,4 +158,17 @@ pub enum Alert {
         /// What went wrong.
         error: String,
     },
+    /// The DHT node joined the network: its first bootstrap lookup filled its routing
+    /// table with `nodes` nodes.
+    DhtBootstrapped {
+        /// Nodes in the routing tables.
+        nodes: usize,
+    },
+    /// A DHT lookup found peers for a torrent (only ones it had not reported before).
+    DhtPeers {
+        /// The torrent.
+        torrent: TorrentId,
+        /// How many.
+        peers: usize,
+    },
 }

@@ -50,6 +50,10 @@
 //!   (BEP11, off for private torrents and with [`SessionConfig::peer_exchange`] off) tells
 //!   each peer whom else we are connected to at most once a minute, and `lt_donthave`
 //!   withdraws a piece that cannot be read back from disk.
+//! - With [`SessionConfig::dht`], the session runs a DHT node (BEP5) on the same UDP
+//!   socket: active public torrents are looked up and announced, and their peers join the
+//!   peer list.
+//!   See `dht`.
 //! - Randomness comes from [`SessionConfig::rng_seed`]: a run with the same inputs gives
 //!   the same outputs.
 //!
@@ -63,6 +67,9 @@
 //! [`Session::prioritize_files`] at every piece.
 
 mod alert;
+mod dht;
+#[cfg(test)]
+mod dht_tests;
 mod disk;
 #[cfg(test)]
 mod metadata_tests;
@@ -86,6 +93,11 @@ mod trackers;
 mod trackers_tests;
 
 pub use alert::Alert;
+pub use dht::{
+    DhtSettings, ANNOUNCE_INTERVAL as DHT_ANNOUNCE_INTERVAL, FEW_PEERS as DHT_FEW_PEERS,
+    LOOKUP_INTERVAL as DHT_LOOKUP_INTERVAL,
+    LOOKUP_INTERVAL_FEW_PEERS as DHT_LOOKUP_INTERVAL_FEW_PEERS,
+};
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
 pub use status::{TorrentState, TorrentStatus};
@@ -257,14 +269,15 @@ fn incoming_timeout() -> Duration {
 impl Session {
     /// A session with no torrents.
     pub fn new(now: Instant, config: SessionConfig) -> Self {
-        let _ = now;
-        Self {
+        let mut session = Self {
             shared: Shared::new(config),
             torrents: BTreeMap::new(),
             by_info_hash: BTreeMap::new(),
             next_torrent: 0,
             last_timeout: None,
-        }
+        };
+        session.start_dht(now);
+        session
     }
 
     // ----- commands -----
@@ -736,6 +749,7 @@ impl Session {
         }
         self.shared.trackers.handle_timeout(now);
         self.deliver_udp_results(now);
+        self.dht_timeout(now);
     }
 
     /// An [`Action::HttpRequest`] ended: the status and body (at most
@@ -765,6 +779,9 @@ impl Session {
         id: ResolveId,
         result: Result<Vec<SocketAddr>, String>,
     ) {
+        if self.dht_resolved(now, id, &result) {
+            return;
+        }
         self.shared.trackers.handle_resolved(now, id, result);
         self.deliver_udp_results(now);
     }
@@ -789,11 +806,6 @@ impl Session {
             DatagramKind::Dht => self.handle_dht_datagram(now, from, data),
             DatagramKind::Unknown => {}
         }
-    }
-
-    /// Where DHT messages (BEP5) will be handled; dropped until the session has a DHT.
-    fn handle_dht_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let _ = (now, from, data);
     }
 
     /// Hands finished UDP tracker requests to their announcers.
@@ -822,7 +834,10 @@ impl Session {
 
     /// The next datagram to send from the session's UDP socket.
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
-        self.shared.trackers.poll_datagram()
+        self.shared
+            .trackers
+            .poll_datagram()
+            .or_else(|| self.poll_dht_datagram())
     }
 
     /// The next alert for the application.
@@ -847,7 +862,11 @@ impl Session {
             .filter_map(Torrent::poll_timeout)
             .min();
         let trackers = self.shared.trackers.poll_timeout();
-        let next = [incoming, torrents, trackers].into_iter().flatten().min()?;
+        let dht = self.dht_poll_timeout();
+        let next = [incoming, torrents, trackers, dht]
+            .into_iter()
+            .flatten()
+            .min()?;
         // What is due at or before the last timeout was handled then; anything still
         // reported there comes back a millisecond later rather than at once.
         Some(match self.last_timeout {

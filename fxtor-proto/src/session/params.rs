@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::DhtSettings;
 use crate::magnet::MagnetLink;
 use crate::metainfo::TorrentInfo;
 use crate::peer_id::PeerId;
@@ -41,6 +42,8 @@ pub struct SessionConfig {
     /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents. Default
     /// on.
     pub peer_exchange: bool,
+    /// The DHT (BEP5) on the session's UDP socket; `None` (the default): no DHT.
+    pub dht: Option<DhtSettings>,
 }
 
 impl SessionConfig {
@@ -58,6 +61,7 @@ impl SessionConfig {
             udp_tracker: UdpTrackerConfig::default(),
             stop_announce_timeout: Duration::from_secs(5),
             peer_exchange: true,
+            dht: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use core::net::SocketAddr;
 
+use super::dht::SessionDht;
 use super::trackers::TrackerTransport;
 use super::{
     Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, SessionConfig, TorrentId,
@@ -46,6 +47,8 @@ pub(super) struct Shared {
     pub learned: Vec<TorrentId>,
     /// The trackers' requests in flight, the UDP trackers and removed torrents' announcers.
     pub trackers: TrackerTransport,
+    /// The DHT node, when the configuration asks for one.
+    pub dht: Option<SessionDht>,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Shared {
             self_addrs: BTreeSet::new(),
             learned: Vec::new(),
             trackers,
+            dht: None,
         }
     }
 

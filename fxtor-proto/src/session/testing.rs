@@ -584,6 +584,12 @@ enum Event {
     Disk(usize, DiskCompletion),
     /// An HTTP tracker's answer reaches a node.
     Http(usize, super::HttpRequestId, Result<(u16, Vec<u8>), String>),
+    /// A UDP datagram reaches a node's socket (on its listen address).
+    Datagram {
+        to: usize,
+        from: SocketAddr,
+        data: Bytes,
+    },
 }
 
 /// A running hash of every alert of a run with its time and node: two runs that posted
@@ -830,6 +836,10 @@ impl Network {
                 progress = true;
                 self.act(i, action);
             }
+            while let Some(datagram) = self.nodes[i].session.poll_datagram() {
+                progress = true;
+                self.send_datagram(i, datagram);
+            }
             while let Some(alert) = self.nodes[i].session.poll_alert() {
                 progress = true;
                 self.trace.record(self.now, i, &alert);
@@ -842,6 +852,30 @@ impl Network {
             }
         }
         self.timeouts[i] = self.nodes[i].session.poll_timeout();
+    }
+
+    /// A node sends a datagram: it reaches the node with that address after the link's
+    /// latency (or is lost as the link loses packets); to no node, it is dropped.
+    fn send_datagram(&mut self, from: usize, datagram: super::Datagram) {
+        let Some(to) = self.nodes.iter().position(|n| n.addr == datagram.to) else {
+            return;
+        };
+        let link = self.link(from, to);
+        if link.loss > 0.0 {
+            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if draw < link.loss {
+                return;
+            }
+        }
+        let source = self.nodes[from].addr;
+        self.schedule(
+            link.latency,
+            Event::Datagram {
+                to,
+                from: source,
+                data: datagram.data,
+            },
+        );
     }
 
     /// A session hands bytes to a connection: past the sender's behaviour, then into its
@@ -1042,6 +1076,13 @@ impl Network {
     fn handle(&mut self, event: Event) {
         let now = self.now;
         match event {
+            Event::Datagram { to, from, data } => {
+                let node = &mut self.nodes[to];
+                if node.behaviour != Behaviour::BlackHole {
+                    node.session.handle_datagram(now, from, &data);
+                    self.drain(to);
+                }
+            }
             Event::Deliver { to, data } => {
                 let Some(&from) = self.ends.get(&to) else {
                     return;

@@ -18,7 +18,8 @@
 //! ([`Session::handle_datagram`](super::Session::handle_datagram)) are told apart by
 //! [`TrackerTransport::classify`]: from the address of a UDP tracker we talk to, they go to
 //! its [`UdpTracker`]; a bencoded dictionary (`d…`) is a DHT message
-//! ([`DatagramKind::Dht`], dropped until the session has a DHT); anything else is dropped.
+//! ([`DatagramKind::Dht`], for the session's DHT if it has one: see `dht.rs`); anything else
+//! is dropped.
 //!
 //! # Removed torrents
 //!
@@ -122,7 +123,7 @@ pub(super) enum UdpResult {
 pub enum DatagramKind {
     /// From a UDP tracker we talk to.
     Tracker,
-    /// A bencoded dictionary: a DHT message (BEP5), for the DHT once there is one.
+    /// A bencoded dictionary: a DHT message (BEP5), for the session's DHT.
     Dht,
     /// Nothing we know.
     Unknown,
@@ -193,6 +194,12 @@ impl TrackerTransport {
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// A fresh id for an [`Action::Resolve`] someone else in the session makes (the DHT's
+    /// bootstrap hosts), from the same counter so ids never clash.
+    pub fn resolve_id(&mut self) -> ResolveId {
+        ResolveId(self.next_id())
     }
 
     /// Carries out an announcer's request: an HTTP action, or a UDP exchange (after

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::transfer::{self, Progress, ResumeFile};
+use super::transfer::{self, DhtArgs, Progress, ResumeFile};
 use super::CliError;
 
 /// Arguments of `fxtor download`.
@@ -25,6 +25,9 @@ pub struct DownloadArgs {
     /// A tracker to announce to besides the torrent's own (repeatable; each its own tier).
     #[arg(long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
+    /// The DHT.
+    #[command(flatten)]
+    pub dht: DhtArgs,
     /// Keep serving once the download is complete, until interrupted.
     #[arg(long)]
     pub seed: bool,
@@ -50,7 +53,7 @@ pub async fn run(args: DownloadArgs) -> Result<(), CliError> {
                     CliError::io("cannot read", path, e)
                 })?;
     }
-    let session = transfer::start_session(args.listen).await?;
+    let session = transfer::start_session(args.listen, &args.dht).await?;
     if let Some(addr) = session.listen_addr() {
         println!("listening on {addr}");
     }

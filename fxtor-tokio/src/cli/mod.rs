@@ -85,6 +85,7 @@ async fn read_file(path: PathBuf) -> Result<Vec<u8>, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fxtor_tokio::DEFAULT_DHT_BOOTSTRAP;
 
     fn parse(args: &[&str]) -> Result<Command, clap::Error> {
         Cli::try_parse_from(std::iter::once("fxtor").chain(args.iter().copied())).map(|c| c.command)
@@ -130,6 +131,7 @@ mod tests {
                     "udp://127.0.0.1:6969".into(),
                     "http://127.0.0.1:6969/announce".into()
                 ],
+                dht: transfer::DhtArgs::default(),
             }
         );
         let Command::Download(args) =
@@ -154,6 +156,49 @@ mod tests {
     }
 
     #[test]
+    fn dht_flags_choose_the_bootstrap_nodes_or_turn_the_dht_off() {
+        let Command::Download(args) = parse(&[
+            "download",
+            "a.torrent",
+            "-o",
+            "d",
+            "--dht-bootstrap",
+            "127.0.0.1:6881",
+            "--dht-bootstrap",
+            "localhost:7000",
+        ])
+        .unwrap() else {
+            panic!("not a download");
+        };
+        let settings = args.dht.settings(None).unwrap();
+        assert_eq!(
+            settings.bootstrap,
+            vec![
+                "127.0.0.1:6881".parse().unwrap(),
+                "localhost:7000".parse().unwrap()
+            ]
+        );
+        assert!(settings.loopback_only());
+        assert!(args.dht.settings(Some("1")).is_none(), "FXTOR_NO_DHT=1");
+        assert!(args.dht.settings(Some("0")).is_some());
+        let Command::Seed(args) = parse(&["seed", "t", "d", "--no-dht"]).unwrap() else {
+            panic!("not a seed");
+        };
+        assert!(args.dht.settings(None).is_none());
+        // The default list: the public routers, never loopback.
+        let Command::Seed(args) = parse(&["seed", "t", "d"]).unwrap() else {
+            panic!("not a seed");
+        };
+        let settings = args.dht.settings(None).unwrap();
+        assert_eq!(settings.bootstrap.len(), DEFAULT_DHT_BOOTSTRAP.len());
+        assert!(!settings.loopback_only());
+        for bad in ["nohost", "host:0", "host:x"] {
+            let e = parse(&["seed", "t", "d", "--dht-bootstrap", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
     fn seed_takes_a_torrent_a_data_directory_and_listen() {
         let Command::Seed(args) = parse(&[
             "seed",
@@ -174,6 +219,7 @@ mod tests {
                 data_dir: "data".into(),
                 listen: "127.0.0.1:0".parse().unwrap(),
                 trackers: vec!["x".into()],
+                dht: transfer::DhtArgs::default(),
             }
         );
         assert_eq!(parse(&["seed", "t.torrent"]).unwrap_err().exit_code(), 2);

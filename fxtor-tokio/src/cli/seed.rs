@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use fxtor_tokio::TorrentState;
 
-use super::transfer::{self, Progress, ResumeFile};
+use super::transfer::{self, DhtArgs, Progress, ResumeFile};
 use super::CliError;
 
 /// Arguments of `fxtor seed`.
@@ -22,6 +22,9 @@ pub struct SeedArgs {
     /// A tracker to announce to besides the torrent's own (repeatable; each its own tier).
     #[arg(long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
+    /// The DHT.
+    #[command(flatten)]
+    pub dht: DhtArgs,
 }
 
 /// Checks the data, then serves it until interrupted.
@@ -33,7 +36,7 @@ pub async fn run(args: SeedArgs) -> Result<(), CliError> {
     }
     params.upload_only = true;
     params.trackers = args.trackers.iter().map(|t| vec![t.clone()]).collect();
-    let session = transfer::start_session(args.listen).await?;
+    let session = transfer::start_session(args.listen, &args.dht).await?;
     if let Some(addr) = session.listen_addr() {
         println!("listening on {addr}");
     }

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Args;
+use fxtor_proto::magnet::PeerAddress;
 use fxtor_proto::session::SessionError;
 use fxtor_tokio::{
-    AddTorrentParams, Alert, Error, Session, SessionSettings, TorrentHandle, TorrentState,
-    TorrentStatus,
+    AddTorrentParams, Alert, DhtSettings, Error, Session, SessionSettings, TorrentHandle,
+    TorrentState, TorrentStatus, DEFAULT_DHT_BOOTSTRAP,
 };
 
 use super::CliError;
@@ -47,11 +49,69 @@ pub async fn load_source(source: &str, save_path: &Path) -> Result<AddTorrentPar
     )?)
 }
 
-/// Starts a session listening on `listen`.
-pub async fn start_session(listen: SocketAddr) -> Result<Session, CliError> {
-    Session::new(SessionSettings::listen_on(listen))
+/// The environment variable that turns the DHT off as `--no-dht` does, when it is `1`.
+pub const NO_DHT_ENV: &str = "FXTOR_NO_DHT";
+
+/// The DHT flags `fxtor download` and `fxtor seed` share.
+#[derive(Args, Debug, Default, PartialEq)]
+pub struct DhtArgs {
+    /// A DHT node to join through (repeatable); replaces the default public routers.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_dht_node)]
+    pub dht_bootstrap: Vec<PeerAddress>,
+    /// Run no DHT (the environment variable FXTOR_NO_DHT=1 does the same).
+    #[arg(long = "no-dht")]
+    pub no_dht: bool,
+}
+
+fn parse_dht_node(text: &str) -> Result<PeerAddress, String> {
+    fxtor_io::parse_dht_node(text).map_err(|e| e.to_string())
+}
+
+impl DhtArgs {
+    /// The DHT's settings: `None` when turned off (flag or environment), else the nodes
+    /// given or the default routers. A list of loopback nodes only (a test network) turns
+    /// BEP42's restrictions off (see `DhtSettings::loopback_only`).
+    pub fn settings(&self, no_dht_env: Option<&str>) -> Option<DhtSettings> {
+        if self.no_dht || no_dht_env == Some("1") {
+            return None;
+        }
+        let bootstrap = if self.dht_bootstrap.is_empty() {
+            DEFAULT_DHT_BOOTSTRAP
+                .iter()
+                .filter_map(|node| node.parse().ok())
+                .collect()
+        } else {
+            self.dht_bootstrap.clone()
+        };
+        Some(DhtSettings::new(bootstrap))
+    }
+
+    /// [`settings`](Self::settings) with the environment of this process.
+    pub fn settings_from_env(&self) -> Option<DhtSettings> {
+        let env = std::env::var(NO_DHT_ENV).ok();
+        self.settings(env.as_deref())
+    }
+}
+
+/// Starts a session listening on `listen`, with the DHT `dht` asks for.
+pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session, CliError> {
+    let settings = SessionSettings {
+        dht: dht.settings_from_env(),
+        ..SessionSettings::listen_on(listen)
+    };
+    let session = Session::new(settings)
         .await
-        .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))
+        .map_err(|e| CliError::Io(format!("cannot listen on {listen}: {e}")))?;
+    // Joining the DHT is the session's news, not a torrent's: told from the start.
+    let mut alerts = session.alerts();
+    tokio::spawn(async move {
+        while let Some(alert) = alerts.recv().await {
+            if let Alert::DhtBootstrapped { nodes } = alert {
+                println!("DHT: joined, {nodes} nodes");
+            }
+        }
+    });
+    Ok(session)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -186,6 +246,7 @@ pub fn alert_note(alert: &Alert) -> Option<String> {
             Some(format!("tracker {url} warns: {message}"))
         }
         Alert::TrackerError { url, error, .. } => Some(format!("tracker {url}: error: {error}")),
+        Alert::DhtPeers { peers, .. } => Some(format!("DHT: {peers} peers")),
         _ => None,
     }
 }

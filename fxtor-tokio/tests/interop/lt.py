@@ -30,11 +30,15 @@ Sessions that transfer use TCP only (no uTP) and an IP filter that lets in 127.0
 """
 import argparse
 import json
+import warnings
 import os
 import sys
 import time
 
 import libtorrent as lt
+
+# `session.status()` is deprecated but is the simplest count of DHT nodes there is.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def create(args):
@@ -307,6 +311,128 @@ def join(args):
         ses.pop_alerts()
 
 
+def dht_session(bootstrap):
+    """A session on 127.0.0.1 whose DHT joins a private DHT through `bootstrap` (loopback
+    "ip:port" strings only; none: it is the first node). The restrictions that assume one
+    node per public IP are off (every node here shares 127.0.0.1), and so is the rate limit
+    that would block a whole test network from one IP."""
+    for node in bootstrap:
+        assert node.startswith("127."), "DHT tests stay on loopback: " + node
+    ses = lt.session({
+        "listen_interfaces": "127.0.0.1:0",
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": True,
+        "dht_bootstrap_nodes": ",".join(bootstrap),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_ignore_dark_internet": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_block_ratelimit": 100000,
+        "dht_upload_rate_limit": 1000000,
+        "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "enable_outgoing_tcp": True, "enable_incoming_tcp": True,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
+        | lt.alert.category_t.dht_notification | lt.alert.category_t.tracker_notification,
+    })
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1)
+    f.add_rule("127.0.0.0", "127.255.255.255", 0)
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
+    ses.set_ip_filter(f)
+    # Bootstrap nodes are "routers" to libtorrent, never in its routing table: with a
+    # network this small, it must also know them as plain nodes (pinged, then added).
+    for node in bootstrap:
+        ip, port = node.rsplit(":", 1)
+        ses.add_dht_node((ip, int(port)))
+    return ses
+
+
+def wait_dht(ses, deadline):
+    """Waits until the DHT's routing table holds a node; False on timeout."""
+    while time.time() < deadline:
+        if ses.status().dht_nodes > 0:  # (deprecated, but the simplest count there is)
+            return True
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    return False
+
+
+def dht_node(args):
+    """A DHT node and nothing else: prints its port, then serves until killed."""
+    ses = dht_session(args.bootstrap or [])
+    print(json.dumps({"port": ses.listen_port()}), flush=True)
+    while True:
+        ses.wait_for_alert(1000)
+        ses.pop_alerts()
+
+
+def dht_seed(args):
+    """Joins the DHT, then seeds a torrent and announces it there; prints its port once the
+    announce has had time to land, and announces again every 10 seconds."""
+    ses = dht_session(args.bootstrap)
+    if not wait_dht(ses, time.time() + 60):
+        sys.exit("dht-seed: the DHT did not come up")
+    h = add(ses, args.torrent, args.save_path)
+    if not wait_checked(ses, h, time.time() + 300):
+        sys.exit("dht-seed: the check did not finish")
+    h.force_dht_announce()
+    # The announce's lookup takes a few round trips on loopback (milliseconds).
+    deadline = time.time() + 2
+    while time.time() < deadline:
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    print(json.dumps({"port": ses.listen_port(), "state": str(h.status().state)}), flush=True)
+    announced_at = time.time()
+    while True:
+        ses.wait_for_alert(1000)
+        ses.pop_alerts()
+        # Keep announcing: nodes that join later learn of us sooner.
+        if time.time() - announced_at > 10:
+            h.force_dht_announce()
+            announced_at = time.time()
+
+
+def dht_download(args):
+    """Joins the DHT, adds a bare magnet link and downloads from the peers the DHT gives;
+    checks what it wrote."""
+    ses = dht_session(args.bootstrap)
+    deadline = time.time() + args.timeout
+    if not wait_dht(ses, deadline):
+        sys.exit("dht-download: the DHT did not come up")
+    atp = lt.parse_magnet_uri(args.magnet)
+    atp.save_path = args.save_path
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    h = ses.add_torrent(atp)
+    announced_at = time.time()
+    while time.time() < deadline:
+        s = h.status()
+        if s.errc.value() != 0 or s.is_seeding or s.is_finished:
+            break
+        if s.num_peers == 0 and time.time() - announced_at > 5:
+            h.force_dht_announce()
+            announced_at = time.time()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    finished = h.status().is_seeding
+    checked = False
+    if finished:
+        h.force_recheck()
+        time.sleep(0.2)
+        checked = wait_checked(ses, h, deadline + 120)
+    s = h.status()
+    result = {
+        "finished": finished,
+        "check_passed": checked and h.torrent_file() is not None
+        and s.num_pieces == h.torrent_file().num_pieces(),
+        "downloaded": s.total_payload_download,
+        "error": s.errc.message() if s.errc.value() != 0 else None,
+    }
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["finished"] and result["check_passed"] else 1)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -351,9 +477,21 @@ def main():
     j.add_argument("--download-limit", type=int, default=16384)
     j.add_argument("--expect")
     j.add_argument("--timeout", type=float, default=60)
+    n = sub.add_parser("dht-node")
+    n.add_argument("--bootstrap", action="append")
+    ds = sub.add_parser("dht-seed")
+    ds.add_argument("torrent")
+    ds.add_argument("save_path")
+    ds.add_argument("--bootstrap", action="append", required=True)
+    dd = sub.add_parser("dht-download")
+    dd.add_argument("magnet")
+    dd.add_argument("save_path")
+    dd.add_argument("--bootstrap", action="append", required=True)
+    dd.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
     {"create": create, "info": info, "check": check, "seed": seed, "download": download,
-     "magnet": magnet, "pair": pair, "join": join}[args.cmd](args)
+     "magnet": magnet, "pair": pair, "join": join,
+     "dht-node": dht_node, "dht-seed": dht_seed, "dht-download": dht_download}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,49 @@ pub use fxtor_testkit::{
     have_libtorrent, have_tool, in_ci, require, run_ok, write_data, Running, PYTHON,
 };
 
-/// The `fxtor` program built with this test.
+/// The `fxtor` program built with this test, its DHT off (`FXTOR_NO_DHT=1`): no test may
+/// reach the public DHT routers the program joins through by default.
 pub fn fxtor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fxtor"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fxtor"));
+    cmd.env("FXTOR_NO_DHT", "1");
+    cmd
+}
+
+/// `fxtor SUBCOMMAND` with its DHT on, joining only through `bootstrap`, which must be
+/// loopback addresses (it panics otherwise): `--dht-bootstrap` replaces the default list.
+pub fn fxtor_with_dht(subcommand: &str, bootstrap: &[std::net::SocketAddr]) -> Command {
+    assert!(
+        !bootstrap.is_empty(),
+        "a DHT test names its bootstrap nodes"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fxtor"));
+    cmd.env_remove("FXTOR_NO_DHT").arg(subcommand);
+    for node in bootstrap {
+        assert!(
+            node.ip().is_loopback(),
+            "{node} is not a loopback address: tests stay on loopback"
+        );
+        cmd.arg("--dht-bootstrap").arg(node.to_string());
+    }
+    cmd
+}
+
+/// The DHT bootstrap nodes a command was given, and whether its DHT is off.
+pub fn dht_of(cmd: &Command) -> (Vec<String>, bool) {
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let nodes = args
+        .windows(2)
+        .filter(|w| w[0] == "--dht-bootstrap")
+        .map(|w| w[1].clone())
+        .collect();
+    let off = cmd
+        .get_envs()
+        .any(|(k, v)| k == "FXTOR_NO_DHT" && v.is_some_and(|v| v == "1"))
+        || args.iter().any(|a| a == "--no-dht");
+    (nodes, off)
 }
 
 /// Runs `fxtor info --json` on a torrent or link.

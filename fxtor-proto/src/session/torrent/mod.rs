@@ -29,6 +29,7 @@
 mod assembly;
 mod blame;
 mod checking;
+mod dht;
 mod donthave;
 mod download;
 mod hashes;
@@ -1007,6 +1008,7 @@ impl Torrent {
             };
         }
         params.extended_handshake = self.extended_handshake(shared);
+        Self::dht_handshake_bits(&mut params, shared);
         params
     }
 
@@ -1428,7 +1430,8 @@ impl Torrent {
             PeerEvent::Extended { id, payload } if id == donthave::LT_DONTHAVE_ID => {
                 self.on_donthave_message(now, key, &payload)
             }
-            PeerEvent::Extended { .. } | PeerEvent::Port(_) => {}
+            PeerEvent::Port(port) => self.on_dht_port(now, key, port, shared),
+            PeerEvent::Extended { .. } => {}
             PeerEvent::Hashes(hashes) => self.on_hashes(now, key, &hashes, shared),
             PeerEvent::HashReject(request) => self.on_hash_reject(now, key, &request, shared),
             PeerEvent::HashRequest(request) => self.on_hash_request(now, key, request, shared),
@@ -1494,6 +1497,7 @@ impl Torrent {
             client,
             sources,
         });
+        self.dht_send_port(now, key, shared);
     }
 
     fn on_closed(&mut self, now: Instant, key: PeerKey, reason: CloseReason, shared: &mut Shared) {
