@@ -114,6 +114,16 @@ fn lt_dht_seed(dht: &LtDht, torrent: &Path, src: &Path) -> Running {
     seeder
 }
 
+/// How many IPv4 nodes a saved DHT state (`--dht-state`) holds.
+fn saved_nodes(path: &Path) -> usize {
+    let bytes = std::fs::read(path).expect("the DHT state file is there");
+    let doc = fxtor_proto::bencode::decode(&bytes, fxtor_proto::bencode::Mode::Strict)
+        .expect("the DHT state is bencoded");
+    let dict = doc.root().as_dict().expect("a dictionary");
+    assert_eq!(dict.get_bytes("id").map(<[u8]>::len), Some(20), "a node id");
+    dict.get_bytes("nodes").map_or(0, |n| n.len() / 26)
+}
+
 #[test]
 fn fxtor_downloads_a_bare_magnet_from_libtorrent_found_on_the_dht() {
     if !have_libtorrent() {
@@ -122,6 +132,8 @@ fn fxtor_downloads_a_bare_magnet_from_libtorrent_found_on_the_dht() {
     let tmp = tempfile::tempdir().unwrap();
     let src = write_content(tmp.path());
     let dht = LtDht::start();
+    // The routing table is saved at exit and the second run starts from it.
+    let state = tmp.path().join("dht.state");
     for mode in ["v1", "hybrid"] {
         let (torrent, info) = lt_torrent(tmp.path(), &src, mode);
         let mut seeder = lt_dht_seed(&dht, &torrent, &src);
@@ -138,10 +150,16 @@ fn fxtor_downloads_a_bare_magnet_from_libtorrent_found_on_the_dht() {
         cmd.arg(&link)
             .arg("-o")
             .arg(&out)
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--dht-state")
+            .arg(&state);
         let mut run = Running::spawn(&mut cmd);
         let status = run.wait_beside(LIMIT, Some(&mut seeder));
         assert_eq!(status, 0, "{mode}: {}", run.output());
+        assert!(
+            saved_nodes(&state) >= 1,
+            "{mode}: the routing table was saved"
+        );
         assert!(
             run.output().contains("DHT: joined"),
             "{mode}: {}",

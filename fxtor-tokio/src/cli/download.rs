@@ -65,14 +65,14 @@ pub async fn run(args: DownloadArgs) -> Result<(), CliError> {
         Ok(Some(status)) => status,
         Ok(None) => {
             resume.save(&torrent).await?;
-            session.shutdown().await?;
+            transfer::stop_session(&session, &args.dht).await?;
             return Err(CliError::Io(
                 "interrupted before the download finished".into(),
             ));
         }
         Err(e) => {
             let _ = resume.save(&torrent).await;
-            let _ = session.shutdown().await;
+            let _ = transfer::stop_session(&session, &args.dht).await;
             return Err(e);
         }
     };
@@ -88,6 +88,6 @@ pub async fn run(args: DownloadArgs) -> Result<(), CliError> {
         progress.finish();
         resume.save(&torrent).await?;
     }
-    session.shutdown().await?;
+    transfer::stop_session(&session, &args.dht).await?;
     Ok(())
 }

@@ -54,6 +54,6 @@ pub async fn run(args: SeedArgs) -> Result<(), CliError> {
     let mut progress = Progress::new();
     let _ = transfer::follow(&torrent, &mut progress, &ResumeFile(None), |_| false).await?;
     progress.finish();
-    session.shutdown().await?;
+    transfer::stop_session(&session, &args.dht).await?;
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct DhtArgs {
     /// Run no DHT (the environment variable FXTOR_NO_DHT=1 does the same).
     #[arg(long = "no-dht")]
     pub no_dht: bool,
+    /// Start the DHT from the routing table saved in FILE (if it exists), and save the
+    /// table there on exit.
+    #[arg(long = "dht-state", value_name = "FILE")]
+    pub dht_state: Option<PathBuf>,
 }
 
 fn parse_dht_node(text: &str) -> Result<PeerAddress, String> {
@@ -93,10 +97,20 @@ impl DhtArgs {
     }
 }
 
-/// Starts a session listening on `listen`, with the DHT `dht` asks for.
+/// Starts a session listening on `listen`, with the DHT `dht` asks for (from its saved
+/// routing table, if `--dht-state` names one that exists).
 pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session, CliError> {
+    let mut dht_settings = dht.settings_from_env();
+    if let (Some(settings), Some(path)) = (dht_settings.as_mut(), dht.dht_state.clone()) {
+        settings.state = tokio::task::spawn_blocking(move || {
+            fxtor_io::resume::read_resume_file(&path)
+                .map_err(|e| CliError::io("cannot read", &path, e))
+        })
+        .await
+        .map_err(|e| CliError::Io(e.to_string()))??;
+    }
     let settings = SessionSettings {
-        dht: dht.settings_from_env(),
+        dht: dht_settings,
         ..SessionSettings::listen_on(listen)
     };
     let session = Session::new(settings)
@@ -112,6 +126,21 @@ pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session,
         }
     });
     Ok(session)
+}
+
+/// Saves the DHT's routing table where `--dht-state` says (if it does), then shuts the
+/// session down.
+pub async fn stop_session(session: &Session, dht: &DhtArgs) -> Result<(), CliError> {
+    if let Some(path) = &dht.dht_state {
+        if let Err(e) = session.save_dht_state_file(path).await {
+            eprintln!(
+                "fxtor: warning: cannot save the DHT state to {}: {e}",
+                path.display()
+            );
+        }
+    }
+    session.shutdown().await?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
