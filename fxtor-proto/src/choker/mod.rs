@@ -33,7 +33,7 @@
 //! Each optimistic slot goes to an interested, [eligible](ChokeCandidate::optimistic_eligible)
 //! peer not in a regular slot, choked ones first, picked at random with peers connected in
 //! the last [`ChokerConfig::new_peer_window`] [`ChokerConfig::new_peer_weight`] times as
-//! likely. It holds the slot for [`ChokerConfig::optimistic_interval`] (30 s), or until it
+//! likely. It holds the slot for `optimistic_interval` of [`ChokerConfig`] (30 s), or until it
 //! loses interest or leaves. While leeching, a peer that turns out to send well stays on
 //! in a regular slot.
 //!

@@ -15,11 +15,12 @@
 //!   per IP) and the per-IP rate limit are off, as every node of such a network shares one
 //!   IP.
 //! - **Torrents**: once the routing table holds nodes, every active torrent that is not
-//!   private is announced (with our listen port; looked up only, without one) when it starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
+//!   private is announced (with our listen port; looked up only, without one) when it
+//!   starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
 //!   downloading looks for peers every [`LOOKUP_INTERVAL_FEW_PEERS`] while it has fewer
 //!   than [`FEW_PEERS`] peers and every [`LOOKUP_INTERVAL`] otherwise. A hybrid is looked up
 //!   and announced under both its v1 info-hash and its truncated v2 one. Peers found join
-//!   the torrent's known peers, as a tracker's do.
+//!   the torrent's peer list with source [`PeerSource::Dht`].
 //! - **Peer wire (BEP5)**: our handshakes set the DHT bit; a peer that sets it is sent a
 //!   `port` message, and a peer's `port` message makes its node a candidate for the
 //!   routing table (see `torrent/dht.rs`).
