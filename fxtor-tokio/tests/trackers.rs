@@ -58,25 +58,39 @@ impl OpenTracker {
         let dir = tempfile::tempdir().unwrap();
         let whitelist = dir.path().join("whitelist");
         std::fs::write(&whitelist, hashes.join("\n") + "\n").unwrap();
-        let port = free_port();
-        let run = Running::spawn(
-            Command::new("opentracker")
-                .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-                .args(["-P", &port.to_string(), "-A", "127.0.0.1"])
-                .arg("-w")
-                .arg(&whitelist)
-                .current_dir(dir.path()),
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "opentracker: {}", run.output());
-            thread::sleep(Duration::from_millis(50));
+        // The port was free a moment ago; another test's socket may take it before
+        // opentracker does. Then opentracker exits, or the port answers something other
+        // than HTTP: try another.
+        for _ in 0..10 {
+            let port = free_port();
+            let mut run = Running::spawn(
+                Command::new("opentracker")
+                    .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+                    .args(["-P", &port.to_string(), "-A", "127.0.0.1"])
+                    .arg("-w")
+                    .arg(&whitelist)
+                    .current_dir(dir.path()),
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if run.has_exited() || Instant::now() > deadline {
+                    break;
+                }
+                if answers_http(port) {
+                    return Self {
+                        _run: run,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "opentracker on port {port} did not come up: {}",
+                run.output()
+            );
         }
-        Self {
-            _run: run,
-            port,
-            _dir: dir,
-        }
+        panic!("opentracker never came up");
     }
 
     /// (seeders, completed downloads, leechers) of a swarm, from a scrape.
@@ -88,6 +102,19 @@ impl OpenTracker {
         let stats = scrape.files.get(&hash).copied().unwrap_or_default();
         (stats.complete, stats.downloaded, stats.incomplete)
     }
+}
+
+/// Whether an HTTP server answers on 127.0.0.1:port (within a second).
+fn answers_http(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if write!(stream, "GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut start = [0u8; 5];
+    stream.read_exact(&mut start).is_ok() && &start == b"HTTP/"
 }
 
 /// A GET on 127.0.0.1:port: the body.
