@@ -128,6 +128,32 @@ fn port_messages_introduce_dht_nodes() {
     assert!(net.wire(b, a).count(crate::wire::MessageId::Port) == 1);
 }
 
+/// Peers of a private torrent (BEP27) exchange no `port` messages, though both run a DHT.
+#[test]
+fn a_private_torrents_peers_send_no_port_messages() {
+    let mut net = Net::with_seed(3);
+    let a = net.add_node_with(with_dht(net.next_config(), Vec::new()));
+    let b = net.add_node_with(with_dht(net.next_config(), Vec::new()));
+    let mut builder = crate::create::TorrentBuilder::single_file("p", 64 * KIB);
+    builder.set_piece_length(16 * 1024).set_private(true);
+    let mut hasher = builder.into_hasher().unwrap();
+    let data = vec![9u8; 64 * KIB as usize];
+    hasher.update(&data).unwrap();
+    let info = crate::TorrentInfo::from_bytes(&hasher.finish().unwrap().bytes).unwrap();
+    let content = Content {
+        info: std::sync::Arc::new(info),
+        data: data.into(),
+    };
+    net.add_seed(a, &content);
+    let torrent = net.add_leecher(b, &content, &[a]);
+    assert!(net.run_until(MINUTE, |net| net.is_in(b, torrent, TorrentState::Seeding)));
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.wire(a, b).count(crate::wire::MessageId::Port), 0);
+    assert_eq!(net.wire(b, a).count(crate::wire::MessageId::Port), 0);
+    assert_eq!(routing_nodes(&net, a), 0);
+    assert_eq!(routing_nodes(&net, b), 0);
+}
+
 /// Without a DHT, no `port` message is sent, and a DHT peer gets none either.
 #[test]
 fn no_dht_no_port_messages() {

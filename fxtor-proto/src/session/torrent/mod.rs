@@ -1008,7 +1008,7 @@ impl Torrent {
             };
         }
         params.extended_handshake = self.extended_handshake(shared);
-        Self::dht_handshake_bits(&mut params, shared);
+        self.dht_handshake_bits(&mut params, shared);
         params
     }
 
