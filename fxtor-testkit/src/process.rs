@@ -73,9 +73,29 @@ impl Running {
 
     /// The next line on stdout.
     pub fn next_line(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|_| panic!("no line within {limit:?}: {}", self.output()))
+        match self.try_next_line(limit) {
+            Some(line) => line,
+            None => panic!("no line within {limit:?}: {}", self.output()),
+        }
+    }
+
+    /// The next line on stdout, or `None` if none comes within `limit` or the process
+    /// closes its output first (then what it wrote on stderr is collected before returning).
+    pub fn try_next_line(&self, limit: Duration) -> Option<String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => Some(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Let the stderr reader catch up with the process's last words.
+                thread::sleep(Duration::from_millis(300));
+                None
+            }
+        }
+    }
+
+    /// How it exited, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Waits for it to exit; its exit status.

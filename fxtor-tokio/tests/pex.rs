@@ -58,21 +58,41 @@ async fn fxtor_learns_a_libtorrent_seed_through_pex_and_connects_to_it() {
     }
 }
 
+/// Starts `lt.py pair` (libtorrent seed A and peer B, connected); its report line. A
+/// harness that dies before reporting (the Python process, not fxtor, which is not
+/// involved yet) is started once more, after saying how it ended.
+fn start_pair(torrent: &Path, seed_dir: &Path, peer_dir: &Path) -> (Running, String) {
+    let spawn = || {
+        Running::spawn(
+            Command::new(PYTHON)
+                .arg(lt_script())
+                .arg("pair")
+                .arg(torrent)
+                .arg(seed_dir)
+                .arg(peer_dir)
+                .args(["--download-limit", "16384"]),
+        )
+    };
+    let mut pair = spawn();
+    if let Some(line) = pair.try_next_line(TRANSFER_LIMIT) {
+        return (pair, line);
+    }
+    eprintln!(
+        "lt.py pair ended ({:?}) before reporting; starting it again: {}",
+        pair.exit_status(),
+        pair.output()
+    );
+    let pair = spawn();
+    let line = pair.next_line(TRANSFER_LIMIT);
+    (pair, line)
+}
+
 async fn learn_and_connect(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let torrent = content(dir.path(), mode);
     let peer_dir = dir.path().join("b");
     std::fs::create_dir_all(&peer_dir).unwrap();
-    let pair = Running::spawn(
-        Command::new(PYTHON)
-            .arg(lt_script())
-            .arg("pair")
-            .arg(&torrent)
-            .arg(dir.path().join("src"))
-            .arg(&peer_dir)
-            .args(["--download-limit", "16384"]),
-    );
-    let line = pair.next_line(TRANSFER_LIMIT);
+    let (pair, line) = start_pair(&torrent, &dir.path().join("src"), &peer_dir);
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{}", pair.output()));
     let seed: SocketAddr = v["seed"].as_str().unwrap().parse().unwrap();
     let peer: SocketAddr = v["peer"].as_str().unwrap().parse().unwrap();
