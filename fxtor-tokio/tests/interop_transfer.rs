@@ -158,19 +158,7 @@ fn fxtor_seeds_and_libtorrent_downloads() {
     let f = fixtures();
     for fixture in &f.torrents {
         let context = format!("{} to libtorrent", fixture.version);
-        let mut seeder = Running::spawn(
-            fxtor()
-                .arg("seed")
-                .arg(&fixture.torrent)
-                .arg(f.src())
-                .args(["--listen", "127.0.0.1:0"]),
-        );
-        let line = seeder.next_line(TRANSFER_LIMIT);
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("{context}: {}", seeder.output()));
-        assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+        let (mut seeder, addr) = fxtor_seed(&fixture.torrent, &f.src());
         let out = tempfile::tempdir().unwrap();
         let mut leecher =
             libtorrent::download(&fixture.torrent, out.path(), &[addr], TRANSFER_LIMIT);
@@ -350,18 +338,7 @@ fn libtorrent_fetches_the_metadata_from_fxtor() {
     let f = fixtures();
     for fixture in f.torrents.iter().filter(|t| t.version != "v2") {
         let context = format!("{} magnet link to libtorrent", fixture.version);
-        let mut seeder = Running::spawn(
-            fxtor()
-                .arg("seed")
-                .arg(&fixture.torrent)
-                .arg(f.src())
-                .args(["--listen", "127.0.0.1:0"]),
-        );
-        let line = seeder.next_line(TRANSFER_LIMIT);
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("{context}: {}", seeder.output()));
+        let (mut seeder, addr) = fxtor_seed(&fixture.torrent, &f.src());
         let info = fxtor_info(fixture.torrent.to_str().unwrap());
         let mut link = format!(
             "magnet:?xt=urn:btih:{}",

@@ -14,7 +14,6 @@
 mod support;
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -126,18 +125,7 @@ fn libtorrent_fetches_a_btmh_magnet_with_its_piece_layers_from_fxtor() {
         return;
     }
     let f = fixture();
-    let mut seeder = Running::spawn(
-        fxtor()
-            .arg("seed")
-            .arg(&f.torrent)
-            .arg(f.root.join("src"))
-            .args(["--listen", "127.0.0.1:0"]),
-    );
-    let line = seeder.next_line(TRANSFER_LIMIT);
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("{}", seeder.output()));
+    let (mut seeder, addr) = fxtor_seed(&f.torrent, &f.root.join("src"));
     let out = tempfile::tempdir().unwrap();
     let mut leecher = Running::spawn(
         Command::new(PYTHON)

@@ -61,6 +61,24 @@ pub fn dht_of(cmd: &Command) -> (Vec<String>, bool) {
     (nodes, off)
 }
 
+/// `fxtor seed TORRENT DATA_DIR` on 127.0.0.1, and the address it listens on.
+pub fn fxtor_seed(torrent: &Path, data_dir: &Path) -> (Running, std::net::SocketAddr) {
+    let seeder = Running::spawn(
+        fxtor()
+            .arg("seed")
+            .arg(torrent)
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"]),
+    );
+    let line = seeder.next_line(std::time::Duration::from_secs(180));
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("fxtor seed: {}", seeder.output()));
+    assert!(addr.ip().is_loopback(), "{addr}");
+    (seeder, addr)
+}
+
 /// Runs `fxtor info --json` on a torrent or link.
 pub fn fxtor_info(source: &str) -> Value {
     let out = run_ok(fxtor().args(["info", "--json", source]));
