@@ -277,13 +277,15 @@ async fn twenty_fxtor_sessions_form_a_dht_and_find_a_seed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let seeder = &sessions[7];
+    let leecher = &sessions[16];
+    let mut seeder_alerts = seeder.alerts();
+    let mut leecher_alerts = leecher.alerts();
     let mut seed_params = AddTorrentParams::from_info(info.clone(), &src);
     seed_params.seed_mode = true;
-    sessions[7].add_torrent(seed_params).await.unwrap();
+    seeder.add_torrent(seed_params).await.unwrap();
 
-    let leecher = &sessions[16];
     let out = tmp.path().join("out");
-    let mut alerts = leecher.alerts();
     let link = MagnetLink::new(info.info_hashes());
     let handle = leecher
         .add_torrent(AddTorrentParams::new(TorrentSource::Magnet(link), &out))
@@ -297,8 +299,16 @@ async fn twenty_fxtor_sessions_form_a_dht_and_find_a_seed() {
         done.state,
         TorrentState::Finished | TorrentState::Seeding
     ));
+    // The two met through the DHT, whichever found the other: when the leecher's first
+    // lookup runs before the seed's announce has landed, it finds nobody but leaves its
+    // own announce, and the seed's lookup finds the leecher and dials it. (The leecher had
+    // no other way to learn of the seed, nor the seed of the leecher.)
     let start = Instant::now();
-    let _ = first_alert(&mut alerts, start, |a| matches!(a, Alert::DhtPeers { .. })).await;
+    let is_dht_peers = |a: &Alert| matches!(a, Alert::DhtPeers { peers, .. } if *peers > 0);
+    tokio::select! {
+        _ = first_alert(&mut leecher_alerts, start, is_dht_peers) => {}
+        _ = first_alert(&mut seeder_alerts, start, is_dht_peers) => {}
+    }
     assert_same_content(&src, &out, "fxtor from fxtor");
     let state = leecher.dht_state().await.unwrap().expect("a DHT");
     assert!(!state.is_empty());
