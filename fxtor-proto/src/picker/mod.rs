@@ -9,7 +9,10 @@
 //!
 //! A pick takes blocks in this order:
 //!
-//! 1. pieces with a deadline ([`PiecePicker::set_piece_deadline`]), earliest first;
+//! 1. pieces with a deadline ([`PiecePicker::set_piece_deadline`]), earliest first; those
+//!    due by [`PickOptions::urgent_until`] also have their blocks requested from other
+//!    peers asked of this one (at most [`MAX_URGENT_REQUESTERS`] peers a block), so a
+//!    streaming player does not wait on one slow peer;
 //! 2. in sequential mode, the remaining pieces by index; otherwise
 //! 3. pieces already started (partial pieces), higher priority first, then oldest first;
 //! 4. pieces not started, higher priority first, then rarest first (fewest peers have
@@ -32,7 +35,7 @@
 //! - A piece leaving or entering the queue (first request, check passed or failed, all
 //!   requests withdrawn, priority change): O(B). A bulk priority change rebuilds the queue
 //!   in O(N + B).
-//! - `pick` of k blocks: O(T) for the deadlines, O(D log D) for the partial pieces, plus
+//! - `pick` of k blocks: O(T) for the deadlines (plus the blocks of the urgent ones), O(D log D) for the partial pieces, plus
 //!   the queue read from the front until the peer's pieces among it hold k blocks. For a
 //!   peer with a random fraction f of the pieces that is about (k / blocks per piece) / f
 //!   pieces, a few hundred nanoseconds on a million pieces. When the pieces the peer has
@@ -191,17 +194,35 @@ pub struct PickOptions {
     /// Whether, once every wanted block is requested, blocks already requested from other
     /// peers may be requested again (end-game). On by default.
     pub end_game: bool,
+    /// Pieces whose deadline is at or before this (on the deadlines' clock) are urgent:
+    /// their blocks already requested from other peers, and not yet received, may be
+    /// requested from this peer too, each from at most [`MAX_URGENT_REQUESTERS`] peers,
+    /// so a late piece does not wait on one slow peer. `None` (the default): no piece is.
+    pub urgent_until: Option<u64>,
 }
 
+/// The most peers one block of an urgent deadline piece is requested from at once.
+pub const MAX_URGENT_REQUESTERS: usize = 3;
+
 impl PickOptions {
-    /// The defaults: end-game allowed.
+    /// The defaults: end-game allowed, no urgent pieces.
     pub const fn new() -> Self {
-        Self { end_game: true }
+        Self {
+            end_game: true,
+            urgent_until: None,
+        }
     }
 
     /// With end-game allowed or not.
     pub const fn with_end_game(mut self, end_game: bool) -> Self {
         self.end_game = end_game;
+        self
+    }
+
+    /// With the deadline pieces due at or before `until` urgent (see
+    /// [`urgent_until`](Self::urgent_until)).
+    pub const fn with_urgent_until(mut self, until: u64) -> Self {
+        self.urgent_until = Some(until);
         self
     }
 }

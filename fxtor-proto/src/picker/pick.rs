@@ -5,7 +5,9 @@ use std::cmp::Reverse;
 use smallvec::SmallVec;
 
 use super::download::Block;
-use super::{BlockRef, PeerKey, PickOptions, PiecePicker, PieceSet, Priority, Stage};
+use super::{
+    BlockRef, PeerKey, PickOptions, PiecePicker, PieceSet, Priority, Stage, MAX_URGENT_REQUESTERS,
+};
 use crate::PieceIndex;
 
 /// The blocks of one pick.
@@ -40,6 +42,9 @@ impl PiecePicker {
             return picked;
         }
         self.pick_deadline_pieces(peer, peer_has, count, &mut picked);
+        if let Some(until) = options.urgent_until {
+            self.pick_urgent_blocks(peer, peer_has, count, until, &mut picked);
+        }
         if self.sequential {
             self.pick_in_order(peer, peer_has, count, &mut picked);
         } else {
@@ -76,6 +81,48 @@ impl PiecePicker {
         }
         for piece in chosen {
             self.take_open_blocks(piece, peer, count, picked);
+        }
+    }
+
+    /// Urgent deadline pieces (due by `until`), earliest first: their blocks requested from
+    /// other peers (fewer than [`MAX_URGENT_REQUESTERS`]) and not yet received.
+    fn pick_urgent_blocks<S: PieceSet + ?Sized>(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &S,
+        count: usize,
+        until: u64,
+        picked: &mut Picked,
+    ) {
+        let mut urgent: SmallVec<[BlockRef; 16]> = SmallVec::new();
+        for &(deadline, piece) in &self.deadlines {
+            if deadline > until || picked.len() + urgent.len() >= count {
+                break;
+            }
+            if !self.priority[piece.get()].is_wanted() || !peer_has.contains(piece) {
+                continue;
+            }
+            // Only a piece being downloaded has requested blocks.
+            if self.stage[piece.get()] != Stage::Downloading {
+                continue;
+            }
+            let idx = self.slot[piece.get()] as usize;
+            for (i, block) in self.downloads[idx].blocks.iter().enumerate() {
+                if picked.len() + urgent.len() >= count {
+                    break;
+                }
+                if let Block::Requested(peers) = block {
+                    if peers.len() < MAX_URGENT_REQUESTERS && !peers.contains(&peer) {
+                        // `i` < blocks in a piece, a u32.
+                        urgent.push(BlockRef::new(piece, i as u32));
+                    }
+                }
+            }
+        }
+        for block in urgent {
+            if self.mark_requested(block, peer) {
+                picked.push(block);
+            }
         }
     }
 

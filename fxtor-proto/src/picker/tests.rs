@@ -345,6 +345,43 @@ fn sequential_mode() {
 }
 
 #[test]
+fn urgent_deadline_blocks_are_asked_of_more_peers() {
+    let mut p = picker(10, 4, 7);
+    p.set_piece_deadline(PieceIndex(2), 100);
+    p.set_piece_deadline(PieceIndex(5), 900);
+    // A slow peer takes both deadline pieces.
+    let slow = p.pick(PeerKey(1), &AllPieces, 8, PickOptions::default());
+    assert_eq!(pieces_of(&slow), [2, 5]);
+    // Without urgency, another peer gets other pieces.
+    let calm = p.pick(PeerKey(2), &AllPieces, 2, PickOptions::default());
+    assert!(!pieces_of(&calm).contains(&2), "{calm:?}");
+    for block in calm {
+        p.abort_request(block, PeerKey(2));
+    }
+    // When piece 2 is due, its blocks still outstanding are asked of the next peer as well
+    // (piece 5 is not due yet); the block already received is not.
+    p.mark_received(BlockRef::new(PieceIndex(2), 1), PeerKey(1));
+    let urgent = PickOptions::default().with_urgent_until(500);
+    let fast = p.pick(PeerKey(2), &AllPieces, 3, urgent);
+    let blocks: Vec<(u32, u32)> = fast.iter().map(|b| (b.piece.0, b.block.0)).collect();
+    assert_eq!(blocks, [(2, 0), (2, 2), (2, 3)]);
+    // Asked of at most three peers; never twice of one.
+    let third = p.pick(PeerKey(3), &AllPieces, 1, urgent);
+    assert_eq!(pieces_of(&third), [2]);
+    assert!(p
+        .pick(PeerKey(2), &|piece: PieceIndex| piece.0 == 2, 4, urgent)
+        .is_empty());
+    let fourth = p.pick(PeerKey(4), &|piece: PieceIndex| piece.0 == 2, 4, urgent);
+    let blocks: Vec<u32> = fourth.iter().map(|b| b.block.0).collect();
+    assert_eq!(blocks, [2, 3], "block 0 has three requesters already");
+    // The first copy to arrive cancels the others.
+    let got = p.mark_received(BlockRef::new(PieceIndex(2), 0), PeerKey(2));
+    assert!(got.new);
+    assert_eq!(got.cancel.as_slice(), [PeerKey(1), PeerKey(3)]);
+    p.check_invariants();
+}
+
+#[test]
 fn deadlines_first_in_deadline_order() {
     let mut p = picker(10, 2, 7);
     p.set_piece_priority(PieceIndex(6), Priority::TOP);

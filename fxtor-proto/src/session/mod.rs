@@ -383,7 +383,9 @@ impl Session {
     }
 
     /// Asks for a piece by a deadline (streaming): it is requested before anything without
-    /// one, earliest deadline first, and from several peers once the deadline is near.
+    /// one, earliest deadline first, and once its deadline is less than a second away (or
+    /// past), its blocks still outstanding are asked of up to three peers that are not
+    /// snubbed, the first copy to arrive cancelling the others.
     pub fn set_piece_deadline(
         &mut self,
         now: Instant,

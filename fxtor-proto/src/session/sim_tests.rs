@@ -716,6 +716,78 @@ fn pieces_with_deadlines_come_first_under_bandwidth_limits() {
     assert_eq!(order[0], PieceIndex(0));
 }
 
+/// A viewer streams from a very slow seed (one block a second) and, a second later, a fast
+/// one too. The deadline blocks that went to the slow seed first are asked of the fast one
+/// as well once their deadline is near, the first copy cancelling the other: every streamed
+/// piece is in by its deadline, where waiting on the slow seed (or for the end-game, many
+/// seconds away in a torrent this size) would miss it.
+#[test]
+fn an_urgent_piece_does_not_wait_on_a_slow_peer() {
+    let layout = Layout {
+        size: 24 * MIB,
+        piece_length: 64 * 1024,
+        seed_upload: 4 * MIB,
+        access_latency_ms: (5, 5),
+        ..Layout::new(21)
+    };
+    let mut swarm = Swarm::new(layout);
+    let fast = 0;
+    let slow = swarm.add_node(&layout, 16 * KIB);
+    let torrent = swarm.net.add_seed(slow, &swarm.content);
+    swarm.torrents[slow] = Some(torrent);
+    let viewer = swarm.add_node(&layout, MIB);
+    let mut params = swarm.content.params();
+    params.skip_check = true;
+    params.peers = vec![swarm.net.nodes[slow].addr];
+    let content = swarm.content.clone();
+    let torrent = swarm.net.add_torrent(viewer, params, &content, []);
+    swarm.torrents[viewer] = Some(torrent);
+    swarm.leechers.push(viewer);
+    const STREAMED: u32 = 8;
+    let start = swarm.net.now;
+    let deadline = |i: u32| start + Duration::from_millis(2000 + 250 * u64::from(i));
+    for i in 0..STREAMED {
+        swarm.net.with(viewer, |s, now| {
+            s.set_piece_deadline(now, torrent, PieceIndex(i), deadline(i))
+                .unwrap()
+        });
+    }
+    swarm.net.run_for(Duration::from_secs(1));
+    let asked_of_slow = swarm.net.wire(viewer, slow).count(MessageId::Request);
+    assert!(asked_of_slow > 1, "the slow seed holds deadline blocks");
+    let fast_addr = swarm.net.nodes[fast].addr;
+    swarm.net.with(viewer, |s, now| {
+        s.add_peers(now, torrent, [fast_addr], super::PeerSource::Manual)
+            .unwrap()
+    });
+    assert!(swarm.run_until_complete(Duration::from_secs(300)));
+    swarm.assert_bytes_correct();
+
+    let node = &swarm.net.nodes[viewer];
+    let finished_at = |i: u32| {
+        node.first_time(|a| matches!(a, Alert::PieceFinished { piece, .. } if piece.0 == i))
+            .unwrap()
+    };
+    let end_game = node
+        .first_time(|a| matches!(a, Alert::TorrentFinished { .. }))
+        .unwrap();
+    println!(
+        "{asked_of_slow} blocks asked of the slow seed in the first second; streamed pieces in at {:?} ms; the whole torrent at {} ms",
+        (0..STREAMED)
+            .map(|i| (finished_at(i) - start).as_millis())
+            .collect::<Vec<_>>(),
+        (end_game - start).as_millis()
+    );
+    for i in 0..STREAMED {
+        assert!(
+            finished_at(i) <= deadline(i),
+            "piece {i} in at {} ms, due at {} ms",
+            (finished_at(i) - start).as_millis(),
+            (deadline(i) - start).as_millis()
+        );
+    }
+}
+
 #[test]
 fn the_swarm_completes_through_loss() {
     for (seed, loss) in [(11, 0.01), (12, 0.03), (13, 0.05)] {

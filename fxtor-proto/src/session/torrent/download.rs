@@ -18,6 +18,16 @@ use crate::{PieceIndex, BLOCK_SIZE};
 
 type Picked = SmallVec<[BlockRef; 16]>;
 
+/// A piece with a deadline this close is urgent: its outstanding blocks are asked of more
+/// peers than the one that has them (as libtorrent's time-critical pieces), so a streaming
+/// player does not wait on a slow peer.
+pub(super) const URGENT_WINDOW: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// A time as the picker's deadlines hold it: milliseconds since the core's epoch.
+pub(super) fn deadline_millis(at: Instant) -> u64 {
+    u64::try_from(at.since_epoch().as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Torrent {
     // ----- availability and interest -----
 
@@ -175,7 +185,11 @@ impl Torrent {
                     && (!allowed_fast_only || allowed.contains(&p))
                     && layers.piece_ready(p)
             };
-            let options = PickOptions::default();
+            let mut options = PickOptions::default();
+            // A snubbed peer is the slow peer an urgent piece must not wait on.
+            if !peer.connection.is_snubbed() {
+                options = options.with_urgent_until(deadline_millis(now + URGENT_WINDOW));
+            }
             if meta.pieces.bytes() >= budget {
                 pick_started(&mut meta.picker, &meta.pieces, key, &has, count)
             } else if allowed_fast_only || layers.gates_picking() {

@@ -77,6 +77,7 @@ use crate::{FileIndex, InfoHashV1, InfoHashes, PieceIndex};
 
 use assembly::Assembly;
 use checking::Checking;
+use download::deadline_millis;
 use hashes::{HashServer, LayerFetch};
 use metadata::MetadataFetch;
 use peer::{Peer, PeerHave};
@@ -652,8 +653,8 @@ impl Torrent {
         if piece.0 >= meta.picker.num_pieces() {
             return Err(SessionError::OutOfRange);
         }
-        let millis = u64::try_from(deadline.since_epoch().as_millis()).unwrap_or(u64::MAX);
-        meta.picker.set_piece_deadline(piece, millis);
+        meta.picker
+            .set_piece_deadline(piece, deadline_millis(deadline));
         Ok(())
     }
 
