@@ -3,12 +3,12 @@
 //!
 //! ```sh
 //! cargo run -p fxtor-async-std --example download -- SOURCE -o DIR \
-//!     [--peer IP:PORT]... [--listen IP:PORT] [--seed] [--resume FILE]
-//!     [--dht-bootstrap HOST:PORT]...
+//!     [--peer IP:PORT]... [--listen IP:PORT] [--tracker URL]... [--seed] [--resume FILE]
+//!     [--dht-bootstrap HOST:PORT]... [--no-dht] [--dht-state FILE]
 //! ```
 //!
-//! Unlike the program, it runs a DHT only when `--dht-bootstrap` names nodes to join through
-//! (the library's default: no DHT).
+//! As the program, it joins the DHT through the public routers unless `--dht-bootstrap`
+//! names other nodes, and runs none with `--no-dht` or `FXTOR_NO_DHT=1`.
 //!
 //! Exit status: 0 once every wanted byte is verified on disk (with `--seed`, once
 //! interrupted after that), 2 for a malformed input, 1 for any other failure.
@@ -51,9 +51,19 @@ struct Args {
     /// Resume data: loaded if the file exists, saved every few seconds and at exit.
     #[arg(long, value_name = "FILE")]
     resume: Option<PathBuf>,
-    /// A DHT node to join through (repeatable); without one, no DHT.
+    /// A tracker to announce to besides the torrent's own (repeatable; each its own tier).
+    #[arg(long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// A DHT node to join through (repeatable); replaces the default public routers.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     dht_bootstrap: Vec<String>,
+    /// Run no DHT (the environment variable FXTOR_NO_DHT=1 does the same).
+    #[arg(long = "no-dht")]
+    no_dht: bool,
+    /// Start the DHT from the routing table saved in FILE (if it exists), and save the
+    /// table there on exit.
+    #[arg(long = "dht-state", value_name = "FILE")]
+    dht_state: Option<PathBuf>,
 }
 
 /// How often a status line is printed and the resume data saved.
@@ -86,17 +96,20 @@ async fn download(args: Args) -> Result<(), Error> {
     };
     let mut params = AddTorrentParams::parse(&args.source, read, &args.save_path)?;
     params.peers = args.peers;
+    params.trackers = args.trackers.iter().map(|t| vec![t.clone()]).collect();
     if let Some(path) = &args.resume {
         params.resume_data = resume::read_resume_file(path)?;
     }
     let mut settings = SessionSettings::listen_on(args.listen);
-    if !args.dht_bootstrap.is_empty() {
-        let nodes = args
-            .dht_bootstrap
-            .iter()
-            .map(|node| fxtor_io::parse_dht_node(node))
-            .collect::<Result<_, _>>()?;
-        settings.dht = Some(fxtor_async_std::DhtSettings::new(nodes));
+    let nodes = args
+        .dht_bootstrap
+        .iter()
+        .map(|node| fxtor_io::parse_dht_node(node))
+        .collect::<Result<_, _>>()?;
+    let no_dht_env = std::env::var(fxtor_io::NO_DHT_ENV).ok();
+    settings.dht = fxtor_io::program_dht_settings(nodes, args.no_dht, no_dht_env.as_deref());
+    if let (Some(dht), Some(path)) = (settings.dht.as_mut(), &args.dht_state) {
+        dht.state = resume::read_resume_file(path)?;
     }
     let session = Session::new(settings).await?;
     if let Some(addr) = session.listen_addr() {
@@ -127,6 +140,14 @@ async fn download(args: Args) -> Result<(), Error> {
     };
     // Whatever happened, what is verified is remembered.
     let saved = saver.save(&torrent).await;
+    if let Some(path) = &args.dht_state {
+        if let Err(e) = session.save_dht_state_file(path).await {
+            eprintln!(
+                "download: warning: cannot save the DHT state to {}: {e}",
+                path.display()
+            );
+        }
+    }
     session.shutdown().await?;
     result.and(saved)
 }

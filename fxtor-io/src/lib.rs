@@ -42,7 +42,8 @@ pub use driver::{Core, Driver, Effect};
 pub use error::Error;
 pub use fxtor_proto::session::DhtSettings;
 pub use params::{
-    parse_dht_node, random_peer_id, AddTorrentParams, SessionSettings, DEFAULT_DHT_BOOTSTRAP,
+    parse_dht_node, program_dht_settings, random_peer_id, AddTorrentParams, SessionSettings,
+    DEFAULT_DHT_BOOTSTRAP, NO_DHT_ENV,
 };
 pub use registry::StorageRegistry;
 pub use runtime::Runtime;

@@ -63,6 +63,44 @@ pub const DEFAULT_DHT_BOOTSTRAP: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
+/// The environment variable that turns a program's DHT off when it is `1` (as `--no-dht`).
+pub const NO_DHT_ENV: &str = "FXTOR_NO_DHT";
+
+/// The DHT a download program runs (`fxtor download`, `fxtor seed`, fxtor-async-std's
+/// `download` example): none when `no_dht` is set or `no_dht_env` (the value of
+/// [`NO_DHT_ENV`]) is `1`; else joined through `bootstrap`, or through
+/// [`DEFAULT_DHT_BOOTSTRAP`] when that is empty. A loopback-only list (a test network) turns
+/// BEP42's restrictions off by itself ([`DhtSettings::loopback_only`]).
+///
+/// ```
+/// use fxtor_io::program_dht_settings;
+///
+/// let node = fxtor_io::parse_dht_node("127.0.0.1:6881").unwrap();
+/// let settings = program_dht_settings(vec![node.clone()], false, None).unwrap();
+/// assert_eq!(settings.bootstrap, vec![node]);
+/// assert_eq!(program_dht_settings(Vec::new(), false, None).unwrap().bootstrap.len(), 4);
+/// assert!(program_dht_settings(Vec::new(), true, None).is_none());
+/// assert!(program_dht_settings(Vec::new(), false, Some("1")).is_none());
+/// ```
+pub fn program_dht_settings(
+    bootstrap: Vec<PeerAddress>,
+    no_dht: bool,
+    no_dht_env: Option<&str>,
+) -> Option<DhtSettings> {
+    if no_dht || no_dht_env == Some("1") {
+        return None;
+    }
+    let bootstrap = if bootstrap.is_empty() {
+        DEFAULT_DHT_BOOTSTRAP
+            .iter()
+            .filter_map(|node| node.parse().ok())
+            .collect()
+    } else {
+        bootstrap
+    };
+    Some(DhtSettings::new(bootstrap))
+}
+
 /// Parses a DHT bootstrap node, `HOST:PORT` or `IP:PORT` (`[IPv6]:PORT`).
 pub fn parse_dht_node(text: &str) -> Result<PeerAddress, Error> {
     text.parse::<PeerAddress>()

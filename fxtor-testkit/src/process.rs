@@ -149,7 +149,7 @@ impl Drop for Running {
 
 /// `program` (an adapter's download program: `fxtor download`, or fxtor-async-std's
 /// `download` example) given the flags of `fxtor download`: fetch `source` into `out` from
-/// `peers`, listening on 127.0.0.1 only, keeping resume data in `resume`.
+/// `peers`, listening on 127.0.0.1 only, with no DHT, keeping resume data in `resume`.
 pub fn download_command(
     mut program: Command,
     source: &Path,
@@ -161,7 +161,7 @@ pub fn download_command(
         .arg(source)
         .arg("-o")
         .arg(out)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0", "--no-dht"]);
     for peer in peers {
         program.args(["--peer", &peer.to_string()]);
     }

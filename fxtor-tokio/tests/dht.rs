@@ -1,7 +1,8 @@
 //! The DHT (BEP5) end to end, on 127.0.0.1 only: a private DHT of libtorrent nodes
 //! (`tests/interop/lt.py dht-node`) through which `fxtor download` finds a libtorrent seed
-//! from a bare magnet link and a libtorrent leecher finds `fxtor seed`; and a DHT of fxtor
-//! sessions alone. No test here, or anywhere, names a DHT node that is not on loopback.
+//! from a bare magnet link and a libtorrent leecher finds `fxtor seed`. (A DHT of fxtor
+//! sessions alone is one of the scenarios every adapter runs: `fxtor-testkit`'s `dht`.)
+//! No test here, or anywhere, names a DHT node that is not on loopback.
 
 mod support;
 
@@ -11,9 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fxtor_proto::magnet::{MagnetLink, PeerAddress};
-use fxtor_tokio::{
-    AddTorrentParams, Alert, DhtSettings, Session, SessionSettings, TorrentSource, TorrentState,
-};
+use fxtor_tokio::{AddTorrentParams, Alert, DhtSettings, Session, SessionSettings, TorrentSource};
 use serde_json::Value;
 use support::*;
 
@@ -241,85 +240,6 @@ async fn first_alert(
         .expect("the alert came in time")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_fxtor_sessions_form_a_dht_and_find_a_seed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = write_content(tmp.path());
-    let torrent = tmp.path().join("t.torrent");
-    run_ok(
-        fxtor()
-            .arg("create")
-            .arg(src.join(NAME))
-            .arg("-o")
-            .arg(&torrent),
-    );
-    let info = fxtor_proto::TorrentInfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
-
-    let first = Session::new(dht_settings(&[])).await.unwrap();
-    let bootstrap = first.udp_addr().expect("a UDP socket");
-    assert!(bootstrap.ip().is_loopback());
-    let mut sessions = vec![first];
-    for _ in 1..20 {
-        sessions.push(Session::new(dht_settings(&[bootstrap])).await.unwrap());
-    }
-    // Every node joins: its routing table holds several others.
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let mut sizes = Vec::new();
-        for s in &sessions {
-            let stats = s.dht_stats().await.unwrap().expect("a DHT");
-            sizes.push(stats.ipv4.nodes());
-        }
-        if sizes.iter().all(|&n| n >= 3) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "routing tables: {sizes:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let seeder = &sessions[7];
-    let leecher = &sessions[16];
-    let mut seeder_alerts = seeder.alerts();
-    let mut leecher_alerts = leecher.alerts();
-    let mut seed_params = AddTorrentParams::from_info(info.clone(), &src);
-    seed_params.seed_mode = true;
-    seeder.add_torrent(seed_params).await.unwrap();
-
-    let out = tmp.path().join("out");
-    let link = MagnetLink::new(info.info_hashes());
-    let handle = leecher
-        .add_torrent(AddTorrentParams::new(TorrentSource::Magnet(link), &out))
-        .await
-        .unwrap();
-    let done = tokio::time::timeout(LIMIT, handle.wait_finished())
-        .await
-        .expect("finished in time")
-        .unwrap();
-    assert!(matches!(
-        done.state,
-        TorrentState::Finished | TorrentState::Seeding
-    ));
-    // The two met through the DHT, whichever found the other: when the leecher's first
-    // lookup runs before the seed's announce has landed, it finds nobody but leaves its
-    // own announce, and the seed's lookup finds the leecher and dials it. (The leecher had
-    // no other way to learn of the seed, nor the seed of the leecher.)
-    let start = Instant::now();
-    let is_dht_peers = |a: &Alert| matches!(a, Alert::DhtPeers { peers, .. } if *peers > 0);
-    tokio::select! {
-        _ = first_alert(&mut leecher_alerts, start, is_dht_peers) => {}
-        _ = first_alert(&mut seeder_alerts, start, is_dht_peers) => {}
-    }
-    assert_same_content(&src, &out, "fxtor from fxtor");
-    let state = leecher.dht_state().await.unwrap().expect("a DHT");
-    assert!(!state.is_empty());
-    let saved = tmp.path().join("dht.state");
-    assert!(leecher.save_dht_state_file(&saved).await.unwrap());
-    assert_eq!(std::fs::read(&saved).unwrap().len(), state.len());
-    for s in sessions {
-        s.shutdown().await.unwrap();
-    }
-}
-
 /// How long a bare magnet takes on libtorrent's private DHT: to the first peer the DHT
 /// gives, and to the metadata. Printed, not asserted (the machine is shared).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,8 +308,18 @@ async fn time_to_first_dht_peer_and_metadata() {
 
 #[test]
 fn test_helpers_never_give_a_non_loopback_dht_node() {
-    // The plain spawner turns the DHT off.
+    // The plain spawner turns the DHT off, and so does the shared scenarios' download
+    // command (whatever program it is given).
     let (nodes, off) = dht_of(&fxtor());
+    assert!(nodes.is_empty() && off);
+    let download = fxtor_testkit::download_command(
+        Command::new("download"),
+        "a.torrent".as_ref(),
+        "out".as_ref(),
+        &[loopback(6881)],
+        None,
+    );
+    let (nodes, off) = dht_of(&download);
     assert!(nodes.is_empty() && off);
     // The DHT one names loopback nodes only, and leaves FXTOR_NO_DHT unset.
     let cmd = fxtor_with_dht("download", &[loopback(6881), "[::1]:6881".parse().unwrap()]);

@@ -5,10 +5,13 @@
 //! - [`sessions`]: fxtor sessions alone: a session's life, commands to an unknown torrent,
 //!   the blocking pool, two sessions transferring (alerts, deadlines, resume data, removal),
 //!   priorities and re-checks;
+//! - [`dht`]: twenty sessions forming a DHT on 127.0.0.1, where a bare magnet link finds
+//!   its seed;
 //! - [`interop`]: against libtorrent, for v1, v2 and hybrid torrents: libtorrent seeds and
 //!   fxtor downloads, fxtor seeds and libtorrent downloads, and a download killed half way
 //!   that resumes from its resume file.
 
+pub mod dht;
 pub mod interop;
 pub mod sessions;
 
@@ -88,6 +91,9 @@ macro_rules! runtime_tests {
             a_swarm_of_two,
             priorities_recheck_and_removal,
         );
+        $crate::runtime_tests!(@dht $runtime, $block_on;
+            twenty_sessions_form_a_dht_and_find_a_seed,
+        );
         $crate::runtime_tests!(@interop $runtime, $block_on;
             libtorrent_seeds_and_fxtor_downloads_v1 = libtorrent_seeds_and_fxtor_downloads("v1"),
             libtorrent_seeds_and_fxtor_downloads_v2 = libtorrent_seeds_and_fxtor_downloads("v2"),
@@ -107,6 +113,14 @@ macro_rules! runtime_tests {
             #[test]
             fn $name() {
                 ($block_on)($crate::scenarios::sessions::$name($runtime));
+            }
+        )*
+    };
+    (@dht $runtime:expr, $block_on:expr; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                ($block_on)($crate::scenarios::dht::$name($runtime));
             }
         )*
     };

@@ -11,7 +11,7 @@ use fxtor_proto::magnet::PeerAddress;
 use fxtor_proto::session::SessionError;
 use fxtor_tokio::{
     AddTorrentParams, Alert, DhtSettings, Error, Session, SessionSettings, TorrentHandle,
-    TorrentState, TorrentStatus, DEFAULT_DHT_BOOTSTRAP,
+    TorrentState, TorrentStatus,
 };
 
 use super::CliError;
@@ -49,9 +49,6 @@ pub async fn load_source(source: &str, save_path: &Path) -> Result<AddTorrentPar
     )?)
 }
 
-/// The environment variable that turns the DHT off as `--no-dht` does, when it is `1`.
-pub const NO_DHT_ENV: &str = "FXTOR_NO_DHT";
-
 /// The DHT flags `fxtor download` and `fxtor seed` share.
 #[derive(Args, Debug, Default, PartialEq)]
 pub struct DhtArgs {
@@ -76,23 +73,12 @@ impl DhtArgs {
     /// given or the default routers. A list of loopback nodes only (a test network) turns
     /// BEP42's restrictions off (see `DhtSettings::loopback_only`).
     pub fn settings(&self, no_dht_env: Option<&str>) -> Option<DhtSettings> {
-        if self.no_dht || no_dht_env == Some("1") {
-            return None;
-        }
-        let bootstrap = if self.dht_bootstrap.is_empty() {
-            DEFAULT_DHT_BOOTSTRAP
-                .iter()
-                .filter_map(|node| node.parse().ok())
-                .collect()
-        } else {
-            self.dht_bootstrap.clone()
-        };
-        Some(DhtSettings::new(bootstrap))
+        fxtor_io::program_dht_settings(self.dht_bootstrap.clone(), self.no_dht, no_dht_env)
     }
 
     /// [`settings`](Self::settings) with the environment of this process.
     pub fn settings_from_env(&self) -> Option<DhtSettings> {
-        let env = std::env::var(NO_DHT_ENV).ok();
+        let env = std::env::var(fxtor_io::NO_DHT_ENV).ok();
         self.settings(env.as_deref())
     }
 }
