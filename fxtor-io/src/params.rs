@@ -48,6 +48,9 @@ pub struct SessionSettings {
     pub stop_announce_timeout: Duration,
     /// Exchange peers with connected peers (BEP11 `ut_pex`) on public torrents.
     pub peer_exchange: bool,
+    /// BEP6 allowed-fast pieces granted to each newcomer (see
+    /// [`SessionConfig::allowed_fast_set_size`]); 0: none. Default 5.
+    pub allowed_fast_set_size: usize,
     /// The DHT (BEP5), on the session's UDP socket. `None` (the default): no DHT, so a
     /// session built from the defaults never talks to a DHT node. [`DEFAULT_DHT_BOOTSTRAP`]
     /// lists the public routers real use joins through.
@@ -125,6 +128,7 @@ impl Default for SessionSettings {
             http_timeout: Duration::from_secs(30),
             stop_announce_timeout: core.stop_announce_timeout,
             peer_exchange: core.peer_exchange,
+            allowed_fast_set_size: core.allowed_fast_set_size,
             dht: None,
         }
     }
@@ -154,6 +158,7 @@ impl SessionSettings {
         config.upload_slots = self.upload_slots;
         config.stop_announce_timeout = self.stop_announce_timeout;
         config.peer_exchange = self.peer_exchange;
+        config.allowed_fast_set_size = self.allowed_fast_set_size;
         config.dht = self.dht.clone();
         config.rng_seed = getrandom::u64().map_err(random_error)?;
         Ok(config)

@@ -788,6 +788,12 @@ impl PeerConnection {
         &self.allowed_fast
     }
 
+    /// The pieces we let the peer download while we choke it
+    /// ([`send_allowed_fast`](Self::send_allowed_fast)).
+    pub fn granted_fast(&self) -> &[PieceIndex] {
+        &self.granted_fast
+    }
+
     /// Byte counts and rates.
     pub fn stats(&self) -> PeerStats {
         PeerStats {

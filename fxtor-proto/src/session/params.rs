@@ -27,6 +27,12 @@ pub struct SessionConfig {
     /// Seed of the session's random numbers (tie-breaks, optimistic unchokes), so a run can
     /// be replayed exactly.
     pub rng_seed: u64,
+    /// BEP6: how many pieces each newcomer (a peer with fewer than 10 pieces, on a
+    /// connection with the fast extension) may download while we choke it — those of its
+    /// allowed-fast set that we have (libtorrent's `allowed_fast_set_size`). Granted only
+    /// in torrents of at least four times as many pieces, where it bootstraps a newcomer
+    /// without giving the torrent away. 0: none. Default 5.
+    pub allowed_fast_set_size: usize,
     /// Upload slots of each torrent: how many of its peers are unchoked at once. One of
     /// them is the optimistic unchoke and the others are regular
     /// ([`ChokerConfig`](crate::choker::ChokerConfig): `upload_slots - 1` regular slots and
@@ -57,6 +63,7 @@ impl SessionConfig {
             max_piece_memory: 64 << 20,
             rng_seed: 0,
             upload_slots: 8,
+            allowed_fast_set_size: 5,
             announcer: AnnouncerConfig::default(),
             udp_tracker: UdpTrackerConfig::default(),
             stop_announce_timeout: Duration::from_secs(5),

@@ -339,9 +339,11 @@ pub(crate) struct WireCounts {
     pub messages: BTreeMap<u8, u64>,
     /// Keep-alives (messages without an id).
     pub keep_alives: u64,
-    /// `piece` messages sent while the receiver was choked. BEP3 forbids them, and BEP6
-    /// allows them only for allowed-fast pieces, which the session never grants.
+    /// `piece` messages sent while the receiver was choked, outside the pieces this
+    /// direction granted with `allowed fast`. BEP3 forbids them; BEP6 allows only those.
     pub pieces_while_choked: u64,
+    /// `piece` messages of granted allowed-fast pieces sent while the receiver was choked.
+    pub allowed_fast_pieces_while_choked: u64,
     /// Bytes that arrived.
     pub bytes_delivered: u64,
 }
@@ -365,6 +367,11 @@ struct Tap {
     header_len: usize,
     /// Bytes of the current message's body still to come.
     body_left: usize,
+    /// For a `piece` or `allowed fast` message: the id, and the piece index's bytes read so
+    /// far (the index opens the body).
+    index: Option<(MessageId, [u8; 4], usize)>,
+    /// The pieces this direction granted with `allowed fast`.
+    granted: Vec<u32>,
     /// The receiver is choked by the sender, as far as the stream says.
     choked: bool,
     /// Bytes let through so far.
@@ -381,6 +388,8 @@ impl Tap {
             header: [0; 5],
             header_len: 0,
             body_left: 0,
+            index: None,
+            granted: Vec::new(),
             choked: true,
             passed: 0,
             muted: behaviour == Behaviour::BlackHole,
@@ -403,6 +412,18 @@ impl Tap {
                 let take = self.handshake_left.min(rest);
                 self.handshake_left -= take;
                 take
+            } else if let Some((id, mut bytes, read)) = self.index.take() {
+                // A piece index, a byte at a time.
+                bytes[read] = data[at];
+                self.body_left -= 1;
+                if read == 3 {
+                    if letting_through {
+                        self.on_piece_index(id, u32::from_be_bytes(bytes), counts);
+                    }
+                } else {
+                    self.index = Some((id, bytes, read + 1));
+                }
+                1
             } else if self.body_left > 0 {
                 let take = self.body_left.min(rest);
                 self.body_left -= take;
@@ -428,6 +449,14 @@ impl Tap {
                     let id = self.header[4];
                     if letting_through {
                         mute_after = self.on_message(id, counts);
+                    }
+                    match MessageId::from_u8(id) {
+                        Some(id @ (MessageId::Piece | MessageId::AllowedFast))
+                            if self.body_left >= 4 =>
+                        {
+                            self.index = Some((id, [0; 4], 0));
+                        }
+                        _ => {}
                     }
                 }
                 1
@@ -470,10 +499,21 @@ impl Tap {
                 self.choked = false;
                 return self.behaviour == Behaviour::StallAfterUnchoke;
             }
-            Some(MessageId::Piece) if self.choked => counts.pieces_while_choked += 1,
             _ => {}
         }
         false
+    }
+
+    /// The piece index of a `piece` or `allowed fast` message.
+    fn on_piece_index(&mut self, id: MessageId, piece: u32, counts: &mut WireCounts) {
+        match id {
+            MessageId::AllowedFast => self.granted.push(piece),
+            MessageId::Piece if self.choked && self.granted.contains(&piece) => {
+                counts.allowed_fast_pieces_while_choked += 1
+            }
+            MessageId::Piece if self.choked => counts.pieces_while_choked += 1,
+            _ => {}
+        }
     }
 }
 
@@ -1233,9 +1273,9 @@ mod tests {
         (out, counts)
     }
 
-    fn piece() -> Message {
+    fn piece(index: u32) -> Message {
         Message::Piece(Block {
-            piece: PieceIndex(0),
+            piece: PieceIndex(index),
             offset: 0,
             data: vec![7u8; 100].into(),
         })
@@ -1245,28 +1285,31 @@ mod tests {
     fn the_tap_follows_messages_across_chunks() {
         let messages = [
             Message::HaveAll,
-            piece(),
+            Message::AllowedFast(PieceIndex(0x0102_0304)),
+            piece(0),
             Message::Unchoke,
             Message::KeepAlive,
-            piece(),
+            piece(0),
             Message::Choke,
-            piece(),
+            piece(0),
+            piece(0x0102_0304),
         ];
         let bytes = stream(&messages);
         for chunk in [1, 3, 7, 64, bytes.len()] {
             let (out, counts) = tap(Behaviour::Honest, &bytes, chunk);
             assert_eq!(out, bytes);
-            assert_eq!(counts.count(MessageId::Piece), 3);
+            assert_eq!(counts.count(MessageId::Piece), 4);
             assert_eq!(counts.count(MessageId::Unchoke), 1);
             assert_eq!(counts.keep_alives, 1);
             assert_eq!(
                 counts.pieces_while_choked, 2,
                 "before the unchoke and after the choke"
             );
+            assert_eq!(counts.allowed_fast_pieces_while_choked, 1);
 
             // Everything after the unchoke is held back.
             let (out, counts) = tap(Behaviour::StallAfterUnchoke, &bytes, chunk);
-            assert_eq!(out, stream(&messages[..3]));
+            assert_eq!(out, stream(&messages[..4]));
             assert_eq!(counts.count(MessageId::Piece), 1);
             assert_eq!(counts.keep_alives, 0);
 

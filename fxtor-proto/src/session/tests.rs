@@ -539,7 +539,11 @@ fn a_file_of_priority_zero_is_never_requested() {
 fn pieces_with_deadlines_arrive_first() {
     let content = Content::new(TorrentVersion::V1, 32 * 1024, &[("x", 640 * KIB)], 8);
     let mut net = Net::new();
-    let seed_node = net.add_node();
+    // No allowed-fast pieces, which the leecher would ask for while still choked, ahead
+    // of the deadlines.
+    let mut config = net.next_config();
+    config.allowed_fast_set_size = 0;
+    let seed_node = net.add_node_with(config);
     let node = net.add_node();
     net.add_seed(seed_node, &content);
     let mut params = content.params();

@@ -32,6 +32,7 @@ mod checking;
 mod dht;
 mod donthave;
 mod download;
+mod fast;
 mod hashes;
 mod metadata;
 mod peer_list;
@@ -1389,11 +1390,17 @@ impl Torrent {
             PeerEvent::HandshakeDone { peer_id, .. } => {
                 self.on_handshake(now, key, peer_id, shared)
             }
-            PeerEvent::Bitfield(bits) => self.on_bitfield(now, key, &bits),
+            PeerEvent::Bitfield(bits) => {
+                self.on_bitfield(now, key, &bits);
+                self.offer_allowed_fast(now, key, shared);
+            }
             PeerEvent::HaveAll => self.on_have_all(now, key),
-            PeerEvent::Have(piece) => self.on_have(now, key, piece),
-            PeerEvent::HaveNone
-            | PeerEvent::Suggest(_)
+            PeerEvent::Have(piece) => {
+                self.on_have(now, key, piece);
+                self.offer_allowed_fast(now, key, shared);
+            }
+            PeerEvent::HaveNone => self.offer_allowed_fast(now, key, shared),
+            PeerEvent::Suggest(_)
             | PeerEvent::AllowedFast(_)
             | PeerEvent::Choked
             | PeerEvent::Unchoked

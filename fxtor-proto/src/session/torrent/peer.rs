@@ -204,6 +204,8 @@ pub(super) struct Peer {
     pub listen_addr: Option<SocketAddr>,
     /// Peer exchange with it.
     pub pex: PeerPex,
+    /// Whether its allowed-fast set was considered (see `fast.rs`).
+    pub fast_set_offered: bool,
 }
 
 impl Peer {
@@ -237,6 +239,7 @@ impl Peer {
             listen_addr: (connection.direction() == Direction::Outgoing).then_some(addr),
             connection,
             pex: PeerPex::default(),
+            fast_set_offered: false,
         }
     }
 }

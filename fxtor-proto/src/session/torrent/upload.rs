@@ -44,7 +44,9 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if !have || !allowed || peer.connection.am_choking() {
+        let choked = peer.connection.am_choking()
+            && !peer.connection.granted_fast().contains(&request.piece);
+        if !have || !allowed || choked {
             peer.connection.reject_request(now, request);
             self.touch(key);
             return;
