@@ -18,7 +18,8 @@
 //!   private is announced (with our listen port; looked up only, without one) when it
 //!   starts and then every [`ANNOUNCE_INTERVAL`]; a torrent still
 //!   downloading looks for peers every [`LOOKUP_INTERVAL_FEW_PEERS`] while it has fewer
-//!   than [`FEW_PEERS`] peers and every [`LOOKUP_INTERVAL`] otherwise. A hybrid is looked up
+//!   than [`FEW_PEERS`] peers and every [`LOOKUP_INTERVAL`] otherwise, and sooner while it
+//!   has none at all ([`LOOKUP_RETRY_NO_PEERS`], doubling). A hybrid is looked up
 //!   and announced under both its v1 info-hash and its truncated v2 one. Peers found join
 //!   the torrent's peer list with source [`PeerSource::Dht`].
 //! - **Peer wire (BEP5)**: our handshakes set the DHT bit; a peer that sets it is sent a
@@ -44,6 +45,11 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const LOOKUP_INTERVAL_FEW_PEERS: Duration = Duration::from_secs(60);
 /// How often a downloading torrent with enough peers looks for more.
 pub const LOOKUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How soon a torrent without a single peer looks again after its first lookup; the wait
+/// doubles with each lookup that leaves it without peers, up to
+/// [`LOOKUP_INTERVAL_FEW_PEERS`] (5, 10, 20, 40, 60 s…), so a bare magnet added just before
+/// its seed's announce lands is not left waiting a minute.
+pub const LOOKUP_RETRY_NO_PEERS: Duration = Duration::from_secs(5);
 /// Below this many connected peers, a torrent looks for peers more often.
 pub const FEW_PEERS: usize = 10;
 /// The most bootstrap host names resolved at once.
@@ -104,6 +110,26 @@ impl DhtSettings {
 struct Schedule {
     next_lookup: Instant,
     next_announce: Instant,
+    /// Lookups in a row that started while the torrent had no peer.
+    peerless_lookups: u32,
+}
+
+impl Schedule {
+    /// The wait before the next lookup of a torrent that has `peers` peers now, as one
+    /// starts.
+    fn lookup_interval(&mut self, peers: usize) -> Duration {
+        if peers > 0 {
+            self.peerless_lookups = 0;
+            return if peers < FEW_PEERS {
+                LOOKUP_INTERVAL_FEW_PEERS
+            } else {
+                LOOKUP_INTERVAL
+            };
+        }
+        let doublings = self.peerless_lookups.min(8);
+        self.peerless_lookups += 1;
+        (LOOKUP_RETRY_NO_PEERS * (1 << doublings)).min(LOOKUP_INTERVAL_FEW_PEERS)
+    }
 }
 
 /// The session's DHT node and what it does for the torrents; see the
@@ -274,6 +300,7 @@ impl Session {
             let schedule = dht.schedules.entry(id).or_insert(Schedule {
                 next_lookup: now,
                 next_announce: now,
+                peerless_lookups: 0,
             });
             let announce = now >= schedule.next_announce;
             let lookup = !view.finished && now >= schedule.next_lookup;
@@ -291,12 +318,7 @@ impl Session {
             if announce {
                 schedule.next_announce = now + ANNOUNCE_INTERVAL;
             }
-            schedule.next_lookup = now
-                + if view.peers < FEW_PEERS {
-                    LOOKUP_INTERVAL_FEW_PEERS
-                } else {
-                    LOOKUP_INTERVAL
-                };
+            schedule.next_lookup = now + schedule.lookup_interval(view.peers);
         }
         self.drain_dht(now);
     }

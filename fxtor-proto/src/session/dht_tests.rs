@@ -270,6 +270,36 @@ fn a_leecher_keeps_looking_until_a_seed_appears() {
     );
 }
 
+/// A bare magnet whose first lookup found nobody looks again within seconds while it has
+/// no peer (5, 10, 20… s), so a seed announced just after it is found at once, not a
+/// minute later. (The seed's own lookup cannot be what finds it: the leecher has no listen
+/// port, so it only asks and is never announced.)
+#[test]
+fn a_peerless_magnet_looks_again_within_seconds() {
+    let mut net = dht_network(12);
+    let bootstrap = vec![PeerAddress::Ip(net.nodes[0].addr)];
+    let mut config = with_dht(net.next_config(), bootstrap);
+    config.listen_port = 0;
+    let leecher = net.add_node_with(config);
+    net.run_for(MINUTE);
+    let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("a", 64 * KIB)], 19);
+    let torrent = bare_magnet(&mut net, leecher, &content);
+    net.run_for(Duration::from_secs(3));
+    net.add_seed(4, &content);
+    let added = net.now;
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        leecher,
+        torrent,
+        TorrentState::Seeding
+    )));
+    let took = net.now - added;
+    println!("found the seed {took:?} after it was added");
+    assert!(
+        took < super::DHT_LOOKUP_RETRY_NO_PEERS * 4,
+        "found within the first retries: {took:?}"
+    );
+}
+
 /// Announces expire after 30 minutes at the other end: a seed announces again every 15, so
 /// a leecher arriving an hour later still finds it.
 #[test]

@@ -97,6 +97,7 @@ pub use dht::{
     DhtSettings, ANNOUNCE_INTERVAL as DHT_ANNOUNCE_INTERVAL, FEW_PEERS as DHT_FEW_PEERS,
     LOOKUP_INTERVAL as DHT_LOOKUP_INTERVAL,
     LOOKUP_INTERVAL_FEW_PEERS as DHT_LOOKUP_INTERVAL_FEW_PEERS,
+    LOOKUP_RETRY_NO_PEERS as DHT_LOOKUP_RETRY_NO_PEERS,
 };
 pub use disk::{DiskCompletion, DiskJob, DiskJobId, DiskJobKind, DiskResult};
 pub use params::{AddTorrentParams, SessionConfig, TorrentSource};
