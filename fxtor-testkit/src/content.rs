@@ -42,14 +42,16 @@ impl TorrentFixture {
     }
 }
 
-/// Content in several files (below `src/NAME` of a temporary directory) and its v1
-/// (canonical: pad files as in v2), v2 and hybrid torrents, made by libtorrent.
+/// Content in several files (below `src/NAME` of a temporary directory), or in the single
+/// file `src/NAME`, and its v1 (canonical: pad files as in v2), v2 and hybrid torrents, made
+/// by libtorrent.
 pub struct Swarm {
     /// The temporary directory holding the content and the torrents.
     pub root: PathBuf,
-    /// The torrent's name: the content's directory below [`Swarm::src`].
+    /// The torrent's name: the content's directory (or single file) below [`Swarm::src`].
     pub name: &'static str,
-    /// The content's files: paths below the torrent's directory, and sizes.
+    /// The content's files: paths below the torrent's directory, and sizes; a single-file
+    /// torrent's one file has the empty path.
     pub files: &'static [(&'static str, u64)],
     /// The torrents, in the order of [`VERSIONS`].
     pub torrents: Vec<TorrentFixture>,
@@ -59,7 +61,8 @@ pub struct Swarm {
 impl Swarm {
     /// Writes the content and has libtorrent make its torrents with pieces of
     /// `piece_length` bytes. Sizes that are not multiples of it make every file but the last
-    /// followed by a pad file.
+    /// followed by a pad file. `files` of one file with the empty path make a single-file
+    /// torrent.
     pub fn create(
         name: &'static str,
         files: &'static [(&'static str, u64)],
@@ -69,7 +72,11 @@ impl Swarm {
         let root = dir.path().to_path_buf();
         for (i, (path, size)) in files.iter().enumerate() {
             let size = usize::try_from(*size).expect("test content fits in memory");
-            write_data(&root.join("src").join(name).join(path), size, i as u64 + 11);
+            write_data(
+                &file_path(&root.join("src"), name, path),
+                size,
+                i as u64 + 11,
+            );
         }
         let src = root.join("src").join(name);
         let piece_length = piece_length.to_string();
@@ -126,10 +133,9 @@ impl Swarm {
 
     /// Asserts the files below `save_path/NAME` are the content, and no pad file was written.
     pub fn assert_same_content(&self, save_path: &Path, context: &str) {
-        let src = self.src().join(self.name);
         for &(path, size) in self.files {
-            let theirs = std::fs::read(src.join(path)).unwrap();
-            let ours = std::fs::read(save_path.join(self.name).join(path))
+            let theirs = std::fs::read(file_path(&self.src(), self.name, path)).unwrap();
+            let ours = std::fs::read(file_path(save_path, self.name, path))
                 .unwrap_or_else(|e| panic!("{context}: {path}: {e}"));
             assert_eq!(
                 ours.len() as u64,
@@ -144,6 +150,17 @@ impl Swarm {
             !save_path.join(self.name).join(".pad").exists(),
             "{context}: pad files were written"
         );
+    }
+}
+
+/// Where file `path` of torrent `name` lies below `save_path` (the empty path: the
+/// single file `name` itself).
+fn file_path(save_path: &Path, name: &str, path: &str) -> PathBuf {
+    let top = save_path.join(name);
+    if path.is_empty() {
+        top
+    } else {
+        top.join(path)
     }
 }
 
