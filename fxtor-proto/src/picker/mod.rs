@@ -287,6 +287,8 @@ pub struct PiecePicker {
     num_have: u32,
     /// Pieces with a priority above 0 that we do not have.
     wanted_left: u32,
+    /// Pieces of a priority above 0, ours or not.
+    num_wanted: u32,
     sequential: bool,
     /// Every piece below it is ours or of priority 0 (sequential mode starts here).
     cursor: u32,
@@ -352,6 +354,7 @@ impl PiecePicker {
             seeds: 0,
             num_have: 0,
             wanted_left: num_pieces,
+            num_wanted: num_pieces,
             sequential: false,
             cursor: 0,
             rng: XorShift64::new(rng_seed),
@@ -421,6 +424,11 @@ impl PiecePicker {
     /// The number of pieces of a priority above 0 that we do not have.
     pub fn wanted_left(&self) -> u32 {
         self.wanted_left
+    }
+
+    /// How many pieces have a priority above 0, whether we have them or not. O(1).
+    pub fn num_wanted(&self) -> u32 {
+        self.num_wanted
     }
 
     /// Whether we have every piece.
@@ -599,6 +607,13 @@ impl PiecePicker {
         if old == priority {
             return false;
         }
+        if old.is_wanted() != priority.is_wanted() {
+            if priority.is_wanted() {
+                self.num_wanted += 1;
+            } else {
+                self.num_wanted -= 1;
+            }
+        }
         if self.stage[p] != Stage::Have {
             if old.is_wanted() && !priority.is_wanted() {
                 self.wanted_left -= 1;
@@ -637,6 +652,7 @@ impl PiecePicker {
             .zip(&self.priority)
             .filter(|(s, prio)| **s != Stage::Have && prio.is_wanted())
             .count() as u32;
+        self.num_wanted = self.priority.iter().filter(|p| p.is_wanted()).count() as u32;
         self.cursor = 0;
         self.rebuild_levels();
     }

@@ -61,6 +61,8 @@ impl PiecePicker {
             .filter(|&p| self.stage[p] != Stage::Have && self.priority[p].is_wanted())
             .count();
         assert_eq!(wanted_left as u32, self.wanted_left);
+        let wanted = self.priority.iter().filter(|p| p.is_wanted()).count();
+        assert_eq!(wanted as u32, self.num_wanted);
         assert_eq!(self.deadlines.len(), self.deadline_of.len());
         for &(deadline, piece) in &self.deadlines {
             assert_eq!(self.deadline_of.get(&piece), Some(&deadline));

@@ -91,6 +91,65 @@ fn seed_to_leecher(version: TorrentVersion) {
     assert!(matches!(stats[0], Alert::Stats { downloaded, .. } if *downloaded > 0));
 }
 
+/// The wanted and done bytes of the status (counted from the picker's totals, less the
+/// short last piece and the pads) are those of a piece-by-piece count, through file
+/// priorities that change while the download runs.
+#[test]
+fn wanted_bytes_follow_priorities_and_pieces() {
+    for version in [
+        TorrentVersion::V1,
+        TorrentVersion::V2,
+        TorrentVersion::Hybrid,
+    ] {
+        let files = [
+            ("a", 100 * KIB + 1),
+            ("b", 33 * KIB),
+            ("c", 1),
+            ("d", 250 * KIB + 7),
+        ];
+        let content = Content::new(version, 16 * 1024, &files, 41);
+        let mut net = Net::new();
+        let seed_node = net.add_node();
+        let node = net.add_node();
+        net.add_seed(seed_node, &content);
+        let mut params = content.params();
+        params.skip_check = true;
+        params.file_priorities = vec![1, 0, 4, 0];
+        params.peers = vec![net.nodes[seed_node].addr];
+        let torrent = net.add_torrent(node, params, &content, []);
+        let check = |net: &Net, when: &str| {
+            let session = &net.nodes[node].session;
+            let status = session.status(net.now, torrent).unwrap();
+            let scan = session.torrents[&torrent].wanted_bytes_by_scan();
+            assert_eq!(
+                (status.total_wanted, status.total_wanted_done),
+                scan,
+                "{version:?} {when}"
+            );
+        };
+        check(&net, "at first");
+        net.run_for(Duration::from_millis(150));
+        check(&net, "part way");
+        net.with(node, |s, now| {
+            s.prioritize_files(now, torrent, &[0, 7, 1, 1]).unwrap()
+        });
+        check(&net, "after a change");
+        let finished = net.run_until(MINUTE, |net| {
+            net.is_in(node, torrent, TorrentState::Finished)
+                || net.is_in(node, torrent, TorrentState::Seeding)
+        });
+        assert!(
+            finished,
+            "{:?}",
+            net.nodes[node].session.status(net.now, torrent)
+        );
+        check(&net, "at the end");
+        let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+        assert_eq!(status.total_wanted, status.total_wanted_done);
+        assert!(status.total_wanted > 0);
+    }
+}
+
 #[test]
 fn seed_to_leecher_v1() {
     seed_to_leecher(TorrentVersion::V1);

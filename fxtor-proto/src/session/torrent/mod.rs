@@ -153,6 +153,36 @@ impl Metadata {
             checking: None,
         })
     }
+
+    /// The bytes of real files (pads left out) in pieces of a priority above 0, and those
+    /// of them we have. O(pieces holding pad bytes), not O(pieces): from the picker's
+    /// counts of whole pieces, less the short last piece and the pads.
+    fn wanted_bytes(&self) -> (u64, u64) {
+        let picker = &self.picker;
+        let n = picker.num_pieces();
+        if n == 0 {
+            return (0, 0);
+        }
+        let full = u64::from(picker.piece_len(PieceIndex(0)));
+        let wanted_pieces = picker.num_wanted();
+        let have_pieces = wanted_pieces - picker.wanted_left();
+        let mut wanted = u64::from(wanted_pieces) * full;
+        let mut done = u64::from(have_pieces) * full;
+        let mut less = |piece: PieceIndex, bytes: u64| {
+            if picker.piece_priority(piece).is_wanted() {
+                wanted -= bytes;
+                if picker.have(piece) {
+                    done -= bytes;
+                }
+            }
+        };
+        let last = PieceIndex(n - 1);
+        less(last, full - u64::from(picker.piece_len(last)));
+        for (&piece, &pad) in &self.pad_bytes {
+            less(PieceIndex(piece), u64::from(pad));
+        }
+        (wanted, done)
+    }
 }
 
 /// What the user asked for a torrent when adding it, applied once its metadata is known
@@ -783,25 +813,8 @@ impl Torrent {
         let (num_pieces, num_have, total_wanted, total_wanted_done) = match &self.meta {
             None => (0, 0, 0, 0),
             Some(m) => {
-                let mut wanted_bytes = 0u64;
-                let mut done = 0u64;
-                for p in 0..m.picker.num_pieces() {
-                    let piece = PieceIndex(p);
-                    if m.picker.piece_priority(piece).is_wanted() {
-                        let pad = m.pad_bytes.get(&p).copied().unwrap_or(0);
-                        let size = u64::from(m.picker.piece_len(piece).saturating_sub(pad));
-                        wanted_bytes += size;
-                        if m.picker.have(piece) {
-                            done += size;
-                        }
-                    }
-                }
-                (
-                    m.picker.num_pieces(),
-                    m.picker.num_have(),
-                    wanted_bytes,
-                    done,
-                )
+                let (wanted, done) = m.wanted_bytes();
+                (m.picker.num_pieces(), m.picker.num_have(), wanted, done)
             }
         };
         let progress = match (total_wanted, &self.meta) {
@@ -1721,6 +1734,24 @@ impl Torrent {
     /// What peer exchange said of `addr`, if the peer list holds it.
     pub fn candidate_flags(&self, addr: SocketAddr) -> Option<PexFlags> {
         self.peer_list.get(&addr).map(|c| c.flags)
+    }
+
+    /// [`Metadata::wanted_bytes`] the slow way, piece by piece: (wanted, done).
+    pub fn wanted_bytes_by_scan(&self) -> (u64, u64) {
+        let Some(m) = &self.meta else {
+            return (0, 0);
+        };
+        let (mut wanted, mut done) = (0, 0);
+        for p in 0..m.picker.num_pieces() {
+            let piece = PieceIndex(p);
+            if m.picker.piece_priority(piece).is_wanted() {
+                let pad = m.pad_bytes.get(&p).copied().unwrap_or(0);
+                let size = u64::from(m.picker.piece_len(piece) - pad);
+                wanted += size;
+                done += if m.picker.have(piece) { size } else { 0 };
+            }
+        }
+        (wanted, done)
     }
 
     /// Bytes of the pieces held in memory.
