@@ -85,6 +85,18 @@ pub fn run_job(storage: &Storage, job: DiskJob) -> DiskCompletion {
             },
             Err(e) => failed(e),
         },
+        DiskJobKind::ReadLeaves {
+            piece,
+            len,
+            data_len,
+            count,
+        } => match storage.read(piece, 0, len) {
+            Ok(data) => DiskResult::Leaves {
+                piece,
+                leaves: fxtor_proto::merkle::piece_leaves(&data, data_len, count),
+            },
+            Err(e) => failed(e),
+        },
         DiskJobKind::CheckPiece { piece, check } => check_piece(storage, piece, &check),
         DiskJobKind::CreateEmptyFiles => match storage.create_empty_files() {
             Ok(()) => DiskResult::Done,

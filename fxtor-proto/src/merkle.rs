@@ -143,6 +143,31 @@ pub fn block_hash(block: &[u8]) -> Sha256Hash {
     Sha256Hash::digest(block)
 }
 
+/// The leaf hashes of a v2 piece read from disk: one per 16 KiB block of its first
+/// `data_len` bytes (the file's data; a short last block hashed as it is), then zero hashes
+/// up to `count` leaves (the piece's subtree is padded with them past the file's end).
+///
+/// ```
+/// use fxtor_proto::merkle::{block_hash, piece_leaves};
+/// use fxtor_proto::{Sha256Hash, BLOCK_SIZE};
+///
+/// let data = vec![7u8; BLOCK_SIZE as usize + 10];
+/// let leaves = piece_leaves(&data, data.len() as u32, 4);
+/// assert_eq!(leaves[0], block_hash(&data[..BLOCK_SIZE as usize]));
+/// assert_eq!(leaves[1], block_hash(&data[BLOCK_SIZE as usize..]));
+/// assert_eq!(leaves[2..], [Sha256Hash::default(); 2]);
+/// ```
+pub fn piece_leaves(data: &[u8], data_len: u32, count: u32) -> Vec<Sha256Hash> {
+    let data = &data[..data.len().min(data_len as usize)];
+    let mut leaves: Vec<Sha256Hash> = data
+        .chunks(crate::BLOCK_SIZE as usize)
+        .take(count as usize)
+        .map(block_hash)
+        .collect();
+    leaves.resize(count as usize, Sha256Hash::default());
+    leaves
+}
+
 /// The parent of two nodes: SHA-256 of `left` ‖ `right`.
 pub fn hash_pair(left: &Sha256Hash, right: &Sha256Hash) -> Sha256Hash {
     let mut hasher = Sha256::new();

@@ -49,6 +49,19 @@ pub enum DiskJobKind {
         /// What it must hash to.
         check: PieceCheck,
     },
+    /// Read a whole v2 piece and hash its 16 KiB blocks into BEP52 leaves
+    /// ([`piece_leaves`](crate::merkle::piece_leaves)), to answer a peer's request for
+    /// them. Answer [`DiskResult::Leaves`].
+    ReadLeaves {
+        /// The piece.
+        piece: PieceIndex,
+        /// The piece's length.
+        len: u32,
+        /// How many of its bytes are the file's data (the rest is pad).
+        data_len: u32,
+        /// How many leaves the piece's subtree has.
+        count: u32,
+    },
     /// Create the torrent's empty files (no piece covers them). Answer [`DiskResult::Done`].
     CreateEmptyFiles,
 }
@@ -82,6 +95,13 @@ pub enum DiskResult {
         offset: u32,
         /// The bytes read.
         data: Bytes,
+    },
+    /// `ReadLeaves`: the piece's leaf hashes.
+    Leaves {
+        /// The piece.
+        piece: PieceIndex,
+        /// One per block of the piece's subtree.
+        leaves: Vec<crate::Sha256Hash>,
     },
     /// `CheckPiece`: whether the piece on disk passed.
     Checked {

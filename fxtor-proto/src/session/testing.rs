@@ -157,6 +157,26 @@ pub(crate) struct StoredTorrent {
     pub read_pieces: BTreeSet<PieceIndex>,
 }
 
+impl StoredTorrent {
+    /// Reads part of a piece (a flipped first byte if the piece is corrupt).
+    fn read(&mut self, piece: PieceIndex, offset: u32, len: u32) -> Result<Bytes, String> {
+        self.read_pieces.insert(piece);
+        let range = offset as usize..offset as usize + len as usize;
+        let data = self
+            .pieces
+            .get(&piece)
+            .filter(|p| range.end <= p.len())
+            .ok_or_else(|| format!("piece {piece} is not on disk"))?
+            .slice(range);
+        if self.corrupt.contains(&piece) {
+            let mut bad = data.to_vec();
+            bad[0] ^= 0xff;
+            return Ok(bad.into());
+        }
+        Ok(data)
+    }
+}
+
 /// A node's disk: pieces in memory.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -169,7 +189,7 @@ impl Store {
         let stored = self.torrents.entry(job.torrent).or_default();
         let name = match &job.kind {
             DiskJobKind::WritePiece { .. } => "write",
-            DiskJobKind::Read { .. } => "read",
+            DiskJobKind::Read { .. } | DiskJobKind::ReadLeaves { .. } => "read",
             DiskJobKind::CheckPiece { .. } => "check",
             DiskJobKind::CreateEmptyFiles => "create",
         };
@@ -197,28 +217,26 @@ impl Store {
                     DiskResult::PieceWritten { piece, passed }
                 }
             }
-            DiskJobKind::Read { piece, offset, len } => {
-                stored.read_pieces.insert(piece);
-                let range = offset as usize..offset as usize + len as usize;
-                match stored.pieces.get(&piece).filter(|p| range.end <= p.len()) {
-                    Some(data) => {
-                        let mut data = data.slice(range);
-                        if stored.corrupt.contains(&piece) {
-                            let mut bad = data.to_vec();
-                            bad[0] ^= 0xff;
-                            data = bad.into();
-                        }
-                        DiskResult::Read {
-                            piece,
-                            offset,
-                            data,
-                        }
-                    }
-                    None => DiskResult::Failed {
-                        error: format!("piece {piece} is not on disk"),
-                    },
-                }
-            }
+            DiskJobKind::Read { piece, offset, len } => match stored.read(piece, offset, len) {
+                Ok(data) => DiskResult::Read {
+                    piece,
+                    offset,
+                    data,
+                },
+                Err(error) => DiskResult::Failed { error },
+            },
+            DiskJobKind::ReadLeaves {
+                piece,
+                len,
+                data_len,
+                count,
+            } => match stored.read(piece, 0, len) {
+                Ok(data) => DiskResult::Leaves {
+                    piece,
+                    leaves: crate::merkle::piece_leaves(&data, data_len, count),
+                },
+                Err(error) => DiskResult::Failed { error },
+            },
             DiskJobKind::CheckPiece { piece, check } => {
                 let passed = stored
                     .pieces

@@ -337,13 +337,16 @@ impl Torrent {
         if !meta.picker.have(piece) {
             return false;
         }
-        let len = meta.picker.piece_len(piece);
+        let Some(leaves) = piece_leaves(&meta.info, piece) else {
+            return false;
+        };
         let id = shared.disk_job(
             self.id,
-            DiskJobKind::Read {
+            DiskJobKind::ReadLeaves {
                 piece,
-                offset: 0,
-                len,
+                len: meta.picker.piece_len(piece),
+                data_len: leaves.data_len,
+                count: leaves.request.length,
             },
         );
         self.jobs.insert(id, Job::Leaves { key, request });
@@ -379,7 +382,7 @@ impl Torrent {
     ) {
         self.blame.leaf_reads = self.blame.leaf_reads.saturating_sub(1);
         let answer = match result {
-            DiskResult::Read { data, .. } => self.leaves_answer(&request, data),
+            DiskResult::Leaves { leaves, .. } => self.leaves_answer(&request, leaves),
             _ => None,
         };
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -392,16 +395,20 @@ impl Torrent {
         self.touch(key);
     }
 
-    /// The answer to a request for leaves from the piece's bytes: the leaves asked for,
-    /// then uncles from the piece's subtree and, above it, from the file's tree.
-    fn leaves_answer(&mut self, request: &HashRequest, data: Bytes) -> Option<Vec<Sha256Hash>> {
+    /// The answer to a request for leaves from the piece's leaves (hashed by the disk job
+    /// that read it): the leaves asked for, then uncles from the piece's subtree and, above
+    /// it, from the file's tree. `None` if the piece on disk no longer matches its hash.
+    fn leaves_answer(
+        &mut self,
+        request: &HashRequest,
+        ours: Vec<Sha256Hash>,
+    ) -> Option<Vec<Sha256Hash>> {
         let piece = self.piece_of_leaves(request)?;
         let meta = self.meta.as_ref()?;
         let leaves = piece_leaves(&meta.info, piece)?;
-        let blocks = (0..data.len())
-            .step_by(BLOCK_SIZE as usize)
-            .map(|at| data.slice(at..(at + BLOCK_SIZE as usize).min(data.len())));
-        let ours = leaves_of(blocks, leaves.data_len, leaves.request.length);
+        if ours.len() != leaves.request.length as usize {
+            return None;
+        }
         let subtree = MerkleTree::from_leaves(&ours).ok()?;
         if subtree.root() != leaves.expected {
             return None;
