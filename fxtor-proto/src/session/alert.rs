@@ -1,4 +1,4 @@
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use super::{ConnectionId, PeerSources, TorrentId, TorrentState};
 use crate::{InfoHashes, PieceIndex};
@@ -171,4 +171,22 @@ pub enum Alert {
         /// How many.
         peers: usize,
     },
+    /// Our address as the outside sees it changed (libtorrent's `external_ip_alert`): a
+    /// tracker said so in its `external ip` (BEP24), or the DHT nodes' votes (BEP42's `ip`)
+    /// elected it.
+    ExternalAddress {
+        /// The address.
+        ip: IpAddr,
+        /// Who told us.
+        source: ExternalAddressSource,
+    },
+}
+
+/// Where an [`Alert::ExternalAddress`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalAddressSource {
+    /// A tracker's `external ip` (BEP24).
+    Tracker,
+    /// The votes of the DHT nodes that answered us.
+    Dht,
 }

@@ -34,7 +34,7 @@ use core::time::Duration;
 use bytes::Bytes;
 
 use super::trackers::Datagram;
-use super::{Action, Alert, PeerSource, ResolveId, Session, TorrentId};
+use super::{Action, Alert, ExternalAddressSource, PeerSource, ResolveId, Session, TorrentId};
 use crate::dht::{Dht, DhtConfig, DhtEvent, DhtStats, LookupId, NodeId};
 use crate::magnet::PeerAddress;
 use crate::time::Instant;
@@ -376,7 +376,9 @@ impl Session {
                         self.shared.alert(Alert::DhtBootstrapped { nodes });
                     }
                 }
-                DhtEvent::ExternalAddress { .. } => {}
+                DhtEvent::ExternalAddress { ip, .. } => {
+                    self.shared.note_external_ip(ip, ExternalAddressSource::Dht);
+                }
             }
         }
     }

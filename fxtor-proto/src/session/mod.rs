@@ -92,7 +92,7 @@ mod trackers;
 #[cfg(test)]
 mod trackers_tests;
 
-pub use alert::Alert;
+pub use alert::{Alert, ExternalAddressSource};
 pub use dht::{
     DhtSettings, ANNOUNCE_INTERVAL as DHT_ANNOUNCE_INTERVAL, FEW_PEERS as DHT_FEW_PEERS,
     LOOKUP_INTERVAL as DHT_LOOKUP_INTERVAL,

@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use super::dht::SessionDht;
 use super::trackers::TrackerTransport;
 use super::{
-    Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, SessionConfig, TorrentId,
-    Transmit,
+    Action, Alert, ConnectionId, DiskJob, DiskJobId, DiskJobKind, ExternalAddressSource,
+    SessionConfig, TorrentId, Transmit,
 };
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -49,6 +49,8 @@ pub(super) struct Shared {
     pub trackers: TrackerTransport,
     /// The DHT node, when the configuration asks for one.
     pub dht: Option<SessionDht>,
+    /// Our external address, as last told by a tracker or the DHT.
+    pub external_ip: Option<IpAddr>,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl Shared {
             learned: Vec::new(),
             trackers,
             dht: None,
+            external_ip: None,
         }
     }
 
@@ -94,5 +97,13 @@ impl Shared {
 
     pub fn alert(&mut self, alert: Alert) {
         self.alerts.push_back(alert);
+    }
+
+    /// Someone told us our external address: alerted when it is news.
+    pub fn note_external_ip(&mut self, ip: IpAddr, source: ExternalAddressSource) {
+        if self.external_ip != Some(ip) {
+            self.external_ip = Some(ip);
+            self.alert(Alert::ExternalAddress { ip, source });
+        }
     }
 }

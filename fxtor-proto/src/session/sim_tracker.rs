@@ -64,7 +64,14 @@ impl SimTracker {
         } else {
             self.interval
         };
-        let mut body = format!("d8:intervali{interval}e5:peers{}:", peers.len()).into_bytes();
+        // BEP24: the announcer's address as the tracker sees it.
+        let octets = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let mut body = format!("d11:external ip{}:", octets.len()).into_bytes();
+        body.extend_from_slice(&octets);
+        body.extend_from_slice(format!("8:intervali{interval}e5:peers{}:", peers.len()).as_bytes());
         body.extend_from_slice(&peers);
         body.push(b'e');
         Ok((200, body))

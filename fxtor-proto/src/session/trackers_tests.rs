@@ -161,6 +161,30 @@ fn a_failure_reason_is_an_error_alert_and_the_tracker_is_asked_again_later() {
     );
 }
 
+/// BEP24: the `external ip` a tracker reports is alerted once, not at every announce.
+#[test]
+fn the_external_ip_a_tracker_reports_is_alerted_when_new() {
+    let content = content(TorrentVersion::V1);
+    let mut net = Net::new();
+    net.tracker.interval = 60;
+    let ((seed_node, _), _) = swarm(&mut net, &content);
+    net.run_for(Duration::from_secs(3600));
+    let node = &net.nodes[seed_node];
+    let told: Vec<&Alert> = node
+        .alerts
+        .iter()
+        .filter(|a| matches!(a, Alert::ExternalAddress { .. }))
+        .collect();
+    assert_eq!(
+        told,
+        [&Alert::ExternalAddress {
+            ip: node.addr.ip(),
+            source: super::ExternalAddressSource::Tracker
+        }]
+    );
+    assert!(net.tracker.announces.len() >= 4, "announced again");
+}
+
 #[test]
 fn a_warning_message_is_alerted() {
     let content = content(TorrentVersion::V1);

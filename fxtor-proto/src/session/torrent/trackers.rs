@@ -16,7 +16,7 @@ use core::net::SocketAddr;
 use super::{PeerSource, Torrent};
 use crate::session::shared::Shared;
 use crate::session::trackers::{Stopping, TrackerEntry, UdpResult};
-use crate::session::{Alert, TorrentId, TorrentSource, TorrentState};
+use crate::session::{Alert, ExternalAddressSource, TorrentId, TorrentSource, TorrentState};
 use crate::time::Instant;
 use crate::tracker::{
     AnnounceEvent, Announcer, HttpResponse, RequestId, TrackerAction, TrackerEvent, TrackerId,
@@ -279,6 +279,9 @@ impl Torrent {
                 note.leechers = response.incomplete;
                 if response.warning.is_some() {
                     note.warning.clone_from(&response.warning);
+                }
+                if let Some(ip) = response.external_ip {
+                    shared.note_external_ip(ip, ExternalAddressSource::Tracker);
                 }
                 let url = url(self, tracker);
                 shared.alert(Alert::TrackerReply {
