@@ -48,6 +48,11 @@ pub type Session = fxtor_io::session::Session<AsyncIo>;
 /// See [`fxtor_io::session::TorrentHandle`] for its methods.
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<AsyncIo>;
 
+/// Reads a file of a torrent while it downloads (streaming), made by
+/// `TorrentHandle::open_file`; see [`fxtor_io::reader`]. It is a `futures-io`
+/// `AsyncRead + AsyncSeek`.
+pub type FileReader = fxtor_io::FileReader<AsyncIo>;
+
 pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{
     AddTorrentParams, Alerts, DhtSettings, Error, SessionSettings, DEFAULT_DHT_BOOTSTRAP,

@@ -30,6 +30,7 @@ mod event_loop;
 pub mod http;
 mod params;
 mod pio;
+pub mod reader;
 mod registry;
 pub mod resume;
 pub mod runtime;
@@ -45,6 +46,7 @@ pub use params::{
     parse_dht_node, program_dht_settings, random_peer_id, AddTorrentParams, SessionSettings,
     DEFAULT_DHT_BOOTSTRAP, NO_DHT_ENV,
 };
+pub use reader::FileReader;
 pub use registry::StorageRegistry;
 pub use runtime::Runtime;
 pub use storage::{Storage, StorageError};

@@ -150,8 +150,13 @@ impl<R: Runtime> Session<R> {
         self.inner.listen_addr
     }
 
+    /// The runtime the session runs on.
+    pub(crate) fn runtime(&self) -> &R {
+        &self.inner.runtime
+    }
+
     /// Runs `f` on the event loop with the driver and the current time; its answer.
-    async fn call<T: Send + 'static>(
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Driver, Instant) -> T + Send + 'static,
     ) -> Result<T, Error> {

@@ -41,6 +41,11 @@ pub type Session = fxtor_io::session::Session<Tokio>;
 /// A torrent of a tokio [`Session`]; its methods are [`fxtor_io::session::TorrentHandle`]'s.
 pub type TorrentHandle = fxtor_io::session::TorrentHandle<Tokio>;
 
+/// Reads a file of a torrent while it downloads (streaming), made by
+/// `TorrentHandle::open_file`; see [`fxtor_io::reader`]. It is a `futures-io`
+/// `AsyncRead + AsyncSeek`.
+pub type FileReader = fxtor_io::FileReader<Tokio>;
+
 pub use fxtor_io::http::RootCertificate;
 pub use fxtor_io::{
     AddTorrentParams, Alerts, DhtSettings, Error, SessionSettings, DEFAULT_DHT_BOOTSTRAP,

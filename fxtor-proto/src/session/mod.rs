@@ -464,11 +464,25 @@ impl Session {
 
     /// The torrent's status.
     pub fn status(&self, now: Instant, torrent: TorrentId) -> Result<TorrentStatus, SessionError> {
-        let t = self
-            .torrents
-            .get(&torrent)
-            .ok_or(SessionError::UnknownTorrent(torrent))?;
-        Ok(t.status(now))
+        Ok(self.torrent(torrent)?.status(now))
+    }
+
+    /// Whether a piece is ours: verified and on disk (so it can be read).
+    pub fn have_piece(
+        &self,
+        torrent: TorrentId,
+        piece: crate::PieceIndex,
+    ) -> Result<bool, SessionError> {
+        self.torrent(torrent)?.have_piece(piece)
+    }
+
+    /// A piece's priority, 0 (skip) to 7.
+    pub fn piece_priority(
+        &self,
+        torrent: TorrentId,
+        piece: crate::PieceIndex,
+    ) -> Result<u8, SessionError> {
+        self.torrent(torrent)?.piece_priority(piece)
     }
 
     /// Announces a torrent to its trackers again as soon as their `min interval` allows.
@@ -554,6 +568,12 @@ impl Session {
                 }
             }
         }
+    }
+
+    fn torrent(&self, torrent: TorrentId) -> Result<&Torrent, SessionError> {
+        self.torrents
+            .get(&torrent)
+            .ok_or(SessionError::UnknownTorrent(torrent))
     }
 
     fn torrent_mut(

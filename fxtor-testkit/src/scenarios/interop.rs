@@ -195,3 +195,73 @@ fn pieces_in(path: &Path) -> u32 {
     let data = ResumeData::from_bytes(&bytes).expect("a resume file is whole or absent");
     data.pieces.iter().map(|b| b.count_ones()).sum()
 }
+
+/// fxtor streams a file from a libtorrent seeder: with every file at priority 0, a
+/// [`FileReader`](fxtor_io::FileReader) of the first file jumps to its middle and reads
+/// 1 MiB, then reads it from its start to its end; the bytes are the seeder's, and the
+/// other files were not downloaded.
+pub async fn fxtor_streams_a_file_from_libtorrent<R: Runtime>(rt: R, swarm: &Swarm, version: &str) {
+    let fixture = swarm.torrent(version);
+    let context = format!("{version} streamed from libtorrent");
+    let (torrent, src) = (fixture.torrent.clone(), swarm.src());
+    let (_seeder, addr) = blocking(&rt, move || libtorrent::seed(&torrent, &src, None)).await;
+    let out = tempfile::tempdir().unwrap();
+    let session = Session::with_runtime(rt.clone(), localhost())
+        .await
+        .unwrap();
+    let info = fixture.info();
+    let mut params = AddTorrentParams::from_info(info.clone(), out.path());
+    params.peers.push(addr);
+    params.file_priorities = vec![0; swarm.files.len()];
+    let handle = session.add_torrent(params).await.unwrap();
+
+    let (path, size) = swarm.files[0];
+    let expected = std::fs::read(swarm.src().join(swarm.name).join(path)).unwrap();
+    let index = info
+        .files()
+        .files()
+        .iter()
+        .position(|f| f.path_string() == path)
+        .expect("the file is in the torrent");
+    let mut reader = handle
+        .open_file(fxtor_proto::FileIndex(index as u32))
+        .await
+        .unwrap();
+    assert_eq!(reader.size(), size, "{context}");
+    reader.set_readahead(2 << 20);
+    let middle = size / 2;
+    let got = within(&rt, &context, read_range(&mut reader, middle, 1 << 20)).await;
+    assert!(
+        got[..] == expected[middle as usize..middle as usize + (1 << 20)],
+        "{context}: the middle differs"
+    );
+    let got = within(&rt, &context, read_range(&mut reader, 0, size)).await;
+    assert!(got == expected, "{context}: the file differs");
+    let status = handle.status().await.unwrap();
+    assert!(
+        status.num_have < status.num_pieces,
+        "{context}: only the read file was wanted: {status:?}"
+    );
+    session.shutdown().await.unwrap();
+}
+
+/// `len` bytes of a file from `from`, read in chunks of 100 kB.
+async fn read_range<R: Runtime>(
+    reader: &mut fxtor_io::FileReader<R>,
+    from: u64,
+    len: u64,
+) -> Vec<u8> {
+    reader.seek_to(from);
+    let mut got = Vec::new();
+    while (got.len() as u64) < len {
+        let chunk = reader.read_chunk(100_000).await.unwrap();
+        assert!(
+            !chunk.is_empty(),
+            "the end came early at {}",
+            reader.position()
+        );
+        got.extend_from_slice(&chunk);
+    }
+    got.truncate(len as usize);
+    got
+}

@@ -5,15 +5,17 @@
 //! - [`sessions`]: fxtor sessions alone: a session's life, commands to an unknown torrent,
 //!   the blocking pool, two sessions transferring (alerts, deadlines, resume data, removal),
 //!   priorities and re-checks;
+//! - [`streaming`]: a file read while it downloads;
 //! - [`dht`]: twenty sessions forming a DHT on 127.0.0.1, where a bare magnet link finds
 //!   its seed;
 //! - [`interop`]: against libtorrent, for v1, v2 and hybrid torrents: libtorrent seeds and
-//!   fxtor downloads, fxtor seeds and libtorrent downloads, and a download killed half way
-//!   that resumes from its resume file.
+//!   fxtor downloads, fxtor seeds and libtorrent downloads, a download killed half way
+//!   that resumes from its resume file, and a file streamed from a libtorrent seeder.
 
 pub mod dht;
 pub mod interop;
 pub mod sessions;
+pub mod streaming;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,7 +85,7 @@ pub async fn blocking<R: Runtime, T: Send + 'static>(
 #[macro_export]
 macro_rules! runtime_tests {
     (runtime: $runtime:expr, block_on: $block_on:expr, download_program: $program:expr $(,)?) => {
-        $crate::runtime_tests!(@sessions $runtime, $block_on;
+        $crate::runtime_tests!(@in sessions, $runtime, $block_on;
             a_session_listens_and_shuts_down,
             an_unknown_torrent_refuses_every_command,
             dropping_every_handle_stops_the_session,
@@ -91,7 +93,10 @@ macro_rules! runtime_tests {
             a_swarm_of_two,
             priorities_recheck_and_removal,
         );
-        $crate::runtime_tests!(@dht $runtime, $block_on;
+        $crate::runtime_tests!(@in streaming, $runtime, $block_on;
+            a_file_streams_while_it_downloads,
+        );
+        $crate::runtime_tests!(@in dht, $runtime, $block_on;
             twenty_sessions_form_a_dht_and_find_a_seed,
         );
         $crate::runtime_tests!(@interop $runtime, $block_on;
@@ -106,21 +111,17 @@ macro_rules! runtime_tests {
             a_killed_download_resumes_v1 = a_killed_download_resumes("v1", $program()),
             a_killed_download_resumes_v2 = a_killed_download_resumes("v2", $program()),
             a_killed_download_resumes_hybrid = a_killed_download_resumes("hybrid", $program()),
+            fxtor_streams_a_file_from_libtorrent_v1 = fxtor_streams_a_file_from_libtorrent("v1"),
+            fxtor_streams_a_file_from_libtorrent_v2 = fxtor_streams_a_file_from_libtorrent("v2"),
+            fxtor_streams_a_file_from_libtorrent_hybrid =
+                fxtor_streams_a_file_from_libtorrent("hybrid"),
         );
     };
-    (@sessions $runtime:expr, $block_on:expr; $($name:ident,)*) => {
+    (@in $module:ident, $runtime:expr, $block_on:expr; $($name:ident,)*) => {
         $(
             #[test]
             fn $name() {
-                ($block_on)($crate::scenarios::sessions::$name($runtime));
-            }
-        )*
-    };
-    (@dht $runtime:expr, $block_on:expr; $($name:ident,)*) => {
-        $(
-            #[test]
-            fn $name() {
-                ($block_on)($crate::scenarios::dht::$name($runtime));
+                ($block_on)($crate::scenarios::$module::$name($runtime));
             }
         )*
     };

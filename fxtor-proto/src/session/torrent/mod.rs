@@ -698,6 +698,22 @@ impl Torrent {
         Ok(())
     }
 
+    pub fn have_piece(&self, piece: PieceIndex) -> Result<bool, SessionError> {
+        let meta = self.meta.as_ref().ok_or(SessionError::NoMetadata)?;
+        if piece.0 >= meta.picker.num_pieces() {
+            return Err(SessionError::OutOfRange);
+        }
+        Ok(meta.picker.have(piece))
+    }
+
+    pub fn piece_priority(&self, piece: PieceIndex) -> Result<u8, SessionError> {
+        let meta = self.meta.as_ref().ok_or(SessionError::NoMetadata)?;
+        if piece.0 >= meta.picker.num_pieces() {
+            return Err(SessionError::OutOfRange);
+        }
+        Ok(meta.picker.piece_priority(piece).get())
+    }
+
     pub fn set_piece_priority(
         &mut self,
         now: Instant,
