@@ -5,10 +5,11 @@
 //! makes it urgent: its outstanding blocks are asked of several peers) and for the pieces
 //! after it up to the read-ahead, with deadlines [`READAHEAD_STEP`] apart, as libtorrent's
 //! streaming mode does. It then waits until that piece is verified on disk and reads it
-//! there, on the runtime's blocking pool. Moving to another piece, by reading on or by
-//! seeking, moves the window of deadlines; pieces that left it lose their deadline. A piece
-//! of priority 0 that a read needs is raised to priority 1: asking to read it is asking for
-//! it.
+//! there, on the runtime's blocking pool. The first read in another piece, after reading
+//! on or seeking, moves the window of deadlines; pieces that left it lose their deadline,
+//! and so do the window's pieces when the reader is dropped. A piece of priority 0 that a
+//! read needs is raised to priority 1 (and again while the read waits, should a change of
+//! file priorities lower it): asking to read it is asking for it.
 //!
 //! It is an [`AsyncRead`] and [`AsyncSeek`] of the `futures-io` traits (tokio users can
 //! turn it into tokio's with `tokio_util::compat`), and has plain async methods too
@@ -78,8 +79,17 @@ pub struct FileReader<R: Runtime> {
     window: Option<Range<u32>>,
     /// A piece known to be on disk: reads inside it need not ask the session.
     ready: Option<u32>,
-    /// The read in flight (`AsyncRead`), with the piece it reads.
-    pending: Option<(u32, PendingRead)>,
+    /// The read in flight (`AsyncRead`).
+    pending: Option<(Started, PendingRead)>,
+}
+
+/// What a read in flight will have done once it succeeds.
+#[derive(Debug, Clone)]
+struct Started {
+    /// The piece it reads.
+    piece: u32,
+    /// The window of deadlines it asked for.
+    window: Range<u32>,
 }
 
 impl<R: Runtime> std::fmt::Debug for FileReader<R> {
@@ -163,17 +173,28 @@ impl<R: Runtime> FileReader<R> {
     /// verified on disk. Returns fewer bytes at a piece's end, and none at the file's end
     /// (or when `max` is 0).
     pub async fn read_chunk(&mut self, max: usize) -> Result<Bytes, Error> {
-        let Some((piece, read)) = self.start_read(max) else {
+        // A read `AsyncRead` left unfinished is abandoned.
+        self.pending = None;
+        let Some((started, read)) = self.start_read(max) else {
             return Ok(Bytes::new());
         };
-        let data = read.await?;
-        self.finish_read(piece, &data);
-        Ok(data)
+        match read.await {
+            Ok(data) => {
+                self.finish_read(started, &data);
+                Ok(data)
+            }
+            Err(e) => {
+                self.ready = None;
+                Err(e)
+            }
+        }
     }
 
-    /// The read of at most `max` bytes at the position (with its piece), after moving the
-    /// deadlines' window if it must; `None` when there is nothing to read.
-    fn start_read(&mut self, max: usize) -> Option<(u32, PendingRead)> {
+    /// The read of at most `max` bytes at the position, after moving the deadlines' window
+    /// if it must; `None` when there is nothing to read. Nothing is recorded until it
+    /// succeeds ([`finish_read`](Self::finish_read)): a read dropped half way leaves the
+    /// next one to ask again.
+    fn start_read(&mut self, max: usize) -> Option<(Started, PendingRead)> {
         let at = self.span.start.checked_add(self.pos)?;
         if at >= self.span.end || max == 0 {
             return None;
@@ -188,10 +209,14 @@ impl<R: Runtime> FileReader<R> {
 
         let window = self.window_at(piece);
         let moved = self.window.as_ref() != Some(&window);
-        let previous = self.window.replace(window.clone());
+        let previous = self.window.clone();
         let wait = self.ready != Some(piece);
         let torrent = self.torrent.clone();
         let storage = Arc::clone(&self.storage);
+        let started = Started {
+            piece,
+            window: window.clone(),
+        };
         let read = async move {
             if moved {
                 ask_for(&torrent, window, previous).await?;
@@ -206,11 +231,13 @@ impl<R: Runtime> FileReader<R> {
                 .ok_or_else(|| Error::Io(io::Error::other("the read panicked")))?
                 .map_err(|e| Error::Io(io::Error::other(e.to_string())))
         };
-        Some((piece, Box::pin(read)))
+        Some((started, Box::pin(read)))
     }
 
-    fn finish_read(&mut self, piece: u32, data: &Bytes) {
-        self.ready = Some(piece);
+    /// A read succeeded with `data`: its window is the one asked for, its piece is on disk.
+    fn finish_read(&mut self, started: Started, data: &Bytes) {
+        self.window = Some(started.window);
+        self.ready = Some(started.piece);
         self.pos += data.len() as u64;
     }
 
@@ -268,10 +295,19 @@ async fn wait_for_piece<R: Runtime>(
     let id = torrent.id();
     let mut alerts = torrent.session().alerts();
     loop {
+        // Still wanted, and due now: a change of file priorities may have lowered it.
         let (have, state) = torrent
             .session()
             .call(move |d, now| {
                 let have = d.core().have_piece(id, piece)?;
+                if !have {
+                    if d.core().piece_priority(id, piece)? == 0 {
+                        d.core_mut().set_piece_priority(now, id, piece, 1)?;
+                    }
+                    if d.core().piece_deadline(id, piece)?.is_none() {
+                        d.set_piece_deadline(now, id, piece, Duration::ZERO)?;
+                    }
+                }
                 Ok::<_, SessionError>((have, d.core().status(now, id)?.state))
             })
             .await??;
@@ -302,6 +338,21 @@ async fn wait_for_piece<R: Runtime>(
     }
 }
 
+impl<R: Runtime> Drop for FileReader<R> {
+    /// Takes the deadlines off the window's pieces that have not arrived (in a task: the
+    /// session is told soon after). Raised priorities stay.
+    fn drop(&mut self) {
+        let Some(window) = self.window.take() else {
+            return;
+        };
+        let torrent = self.torrent.clone();
+        let runtime = torrent.session().runtime().clone();
+        runtime.spawn(async move {
+            let _ = ask_for(&torrent, 0..0, Some(window)).await;
+        });
+    }
+}
+
 impl<R: Runtime> AsyncRead for FileReader<R> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -315,22 +366,29 @@ impl<R: Runtime> AsyncRead for FileReader<R> {
                 None => return Poll::Ready(Ok(0)),
             }
         }
-        let Some((piece, read)) = this.pending.as_mut() else {
+        let Some((_, read)) = this.pending.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        let piece = *piece;
         let result = std::task::ready!(read.as_mut().poll(cx));
-        this.pending = None;
+        let Some((started, _)) = this.pending.take() else {
+            return Poll::Ready(Ok(0));
+        };
         match result {
             Ok(data) => {
-                // The read asked for at most `buf.len()` bytes.
+                // The read asked for at most `buf.len()` bytes (a later call may bring a
+                // smaller buffer: the rest is read again then).
                 let n = data.len().min(buf.len());
                 buf[..n].copy_from_slice(&data[..n]);
-                this.finish_read(piece, &data.slice(..n));
+                this.finish_read(started, &data.slice(..n));
                 Poll::Ready(Ok(n))
             }
-            Err(Error::Io(e)) => Poll::Ready(Err(e)),
-            Err(e) => Poll::Ready(Err(io::Error::other(e))),
+            Err(e) => {
+                this.ready = None;
+                Poll::Ready(Err(match e {
+                    Error::Io(e) => e,
+                    e => io::Error::other(e),
+                }))
+            }
         }
     }
 }

@@ -35,8 +35,9 @@
 //! - A piece leaving or entering the queue (first request, check passed or failed, all
 //!   requests withdrawn, priority change): O(B). A bulk priority change rebuilds the queue
 //!   in O(N + B).
-//! - `pick` of k blocks: O(T) for the deadlines (plus the blocks of the urgent ones), O(D log D) for the partial pieces, plus
-//!   the queue read from the front until the peer's pieces among it hold k blocks. For a
+//! - `pick` of k blocks: O(T) for the deadlines (plus the blocks of the urgent ones),
+//!   O(D log D) for the partial pieces, plus the queue read from the front until the
+//!   peer's pieces among it hold k blocks. For a
 //!   peer with a random fraction f of the pieces that is about (k / blocks per piece) / f
 //!   pieces, a few hundred nanoseconds on a million pieces. When the pieces the peer has
 //!   sit far back in the queue (the rarest pieces are those only seeds have, and this peer
@@ -510,6 +511,15 @@ impl PiecePicker {
     /// The deadline of `piece`, if it has one.
     pub fn piece_deadline(&self, piece: PieceIndex) -> Option<u64> {
         self.deadline_of.get(&piece).copied()
+    }
+
+    /// The earliest deadline later than `after`, if any. O(log T).
+    pub fn first_deadline_after(&self, after: u64) -> Option<u64> {
+        let from = (after.checked_add(1)?, PieceIndex(0));
+        self.deadlines
+            .range(from..)
+            .next()
+            .map(|&(deadline, _)| deadline)
     }
 
     /// Our pieces as a wire-format bitfield (BEP3), for a `bitfield` message or resume data.

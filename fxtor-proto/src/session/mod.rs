@@ -394,9 +394,8 @@ impl Session {
         piece: crate::PieceIndex,
         deadline: Instant,
     ) -> Result<(), SessionError> {
-        let _ = now;
-        let (t, _) = self.torrent_mut(torrent)?;
-        t.set_piece_deadline(piece, deadline)
+        let (t, shared) = self.torrent_mut(torrent)?;
+        t.set_piece_deadline(now, piece, deadline, shared)
     }
 
     /// Withdraws a piece's deadline.
@@ -474,6 +473,16 @@ impl Session {
         piece: crate::PieceIndex,
     ) -> Result<bool, SessionError> {
         self.torrent(torrent)?.have_piece(piece)
+    }
+
+    /// A piece's deadline ([`set_piece_deadline`](Self::set_piece_deadline)), to the
+    /// millisecond, if it has one.
+    pub fn piece_deadline(
+        &self,
+        torrent: TorrentId,
+        piece: crate::PieceIndex,
+    ) -> Result<Option<Instant>, SessionError> {
+        self.torrent(torrent)?.piece_deadline(piece)
     }
 
     /// A piece's priority, 0 (skip) to 7.

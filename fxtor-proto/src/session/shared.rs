@@ -49,8 +49,9 @@ pub(super) struct Shared {
     pub trackers: TrackerTransport,
     /// The DHT node, when the configuration asks for one.
     pub dht: Option<SessionDht>,
-    /// Our external address, as last told by a tracker or the DHT.
-    pub external_ip: Option<IpAddr>,
+    /// Our external addresses, IPv4 and IPv6, as last told by a tracker or the DHT (a
+    /// tracker does not override the DHT's vote).
+    pub external_ip: [Option<(IpAddr, ExternalAddressSource)>; 2],
 }
 
 impl Shared {
@@ -71,7 +72,7 @@ impl Shared {
             learned: Vec::new(),
             trackers,
             dht: None,
-            external_ip: None,
+            external_ip: [None, None],
         }
     }
 
@@ -99,11 +100,53 @@ impl Shared {
         self.alerts.push_back(alert);
     }
 
-    /// Someone told us our external address: alerted when it is news.
+    /// Someone told us our external address: kept per address family and alerted when it
+    /// is news. An unspecified address is ignored, and a tracker's word does not replace
+    /// the address the DHT's nodes voted for.
     pub fn note_external_ip(&mut self, ip: IpAddr, source: ExternalAddressSource) {
-        if self.external_ip != Some(ip) {
-            self.external_ip = Some(ip);
-            self.alert(Alert::ExternalAddress { ip, source });
+        if ip.is_unspecified() {
+            return;
         }
+        let slot = &mut self.external_ip[usize::from(ip.is_ipv6())];
+        let known = *slot;
+        if known.is_some_and(|(old, by)| {
+            old == ip
+                || (by == ExternalAddressSource::Dht && source == ExternalAddressSource::Tracker)
+        }) {
+            return;
+        }
+        *slot = Some((ip, source));
+        self.alert(Alert::ExternalAddress { ip, source });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer_id::PeerId;
+
+    #[test]
+    fn external_addresses_are_kept_per_family_and_the_dht_outranks_a_tracker() {
+        let mut shared = Shared::new(SessionConfig::new(PeerId([1; 20])));
+        let (tracker, dht) = (ExternalAddressSource::Tracker, ExternalAddressSource::Dht);
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        let other: IpAddr = "198.51.100.9".parse().unwrap();
+        shared.note_external_ip(v4, tracker);
+        shared.note_external_ip(v4, tracker); // not news
+        shared.note_external_ip(v6, tracker); // the other family: kept beside it
+        shared.note_external_ip(v4, tracker);
+        shared.note_external_ip(other, dht); // the DHT's vote replaces a tracker's word
+        shared.note_external_ip(v4, tracker); // but not the other way round
+        shared.note_external_ip("0.0.0.0".parse().unwrap(), tracker);
+        let told: Vec<(IpAddr, ExternalAddressSource)> = shared
+            .alerts
+            .iter()
+            .map(|a| match a {
+                Alert::ExternalAddress { ip, source } => (*ip, *source),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(told, [(v4, tracker), (v6, tracker), (other, dht)]);
     }
 }

@@ -1351,6 +1351,10 @@ struct HandPeer {
     pieces: usize,
     /// Requests rejected when a choke took them back.
     rejected_by_choke: usize,
+    /// Pieces the session granted with `allowed fast`.
+    allowed: HashSet<PieceIndex>,
+    /// Requests rejected, for any reason.
+    rejected: usize,
 }
 
 impl HandPeer {
@@ -1377,14 +1381,23 @@ impl HandPeer {
                     self.choked = false;
                     self.unchokes += 1;
                 }
+                Message::AllowedFast(piece) => {
+                    assert!(self.fast, "allowed fast without the fast extension");
+                    self.allowed.insert(piece);
+                }
                 Message::Piece(block) => {
-                    assert!(!self.choked, "a block while choked (fast: {})", self.fast);
+                    assert!(
+                        !self.choked || self.allowed.contains(&block.piece),
+                        "a block while choked (fast: {})",
+                        self.fast
+                    );
                     assert!(self.outstanding.remove(&block.request()), "unasked block");
                     self.pieces += 1;
                 }
                 Message::Reject(request) => {
                     assert!(self.fast, "a reject without the fast extension");
                     assert!(self.choked, "rejected while unchoked: {request:?}");
+                    self.rejected += 1;
                     assert!(self.outstanding.remove(&request), "unasked reject");
                     if !self.sent_while_choked.remove(&request) {
                         self.rejected_by_choke += 1;
@@ -1439,9 +1452,14 @@ struct HandSeed {
 
 impl HandSeed {
     fn new() -> Self {
-        let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", 128 * KIB)], 32);
+        Self::with(128 * KIB, 1)
+    }
+
+    /// A seed of `size` bytes in one-block pieces, with `upload_slots`.
+    fn with(size: u64, upload_slots: usize) -> Self {
+        let content = Content::new(TorrentVersion::V1, 16 * 1024, &[("x", size)], 32);
         let mut config = Net::config(0);
-        config.upload_slots = 1;
+        config.upload_slots = upload_slots;
         let now = Instant::ZERO;
         let mut session = Session::new(now, config);
         let mut store = super::testing::Store::default();
@@ -1495,6 +1513,8 @@ impl HandSeed {
             unchokes: 0,
             pieces: 0,
             rejected_by_choke: 0,
+            allowed: HashSet::new(),
+            rejected: 0,
         });
         self.send_bytes(index, opening);
         if interested {
@@ -1588,6 +1608,67 @@ fn a_choked_peer_gets_no_data() {
         fast.rejected_by_choke > 0,
         "requests queued when the choke came are rejected"
     );
+}
+
+/// BEP6 as we grant it: a newcomer is granted up to 5 pieces we have (none in a small
+/// torrent), served while choked, each at most about twice; other pieces are rejected, and
+/// once it has 10 pieces it is no newcomer and granted pieces are refused too.
+#[test]
+fn allowed_fast_pieces_are_served_while_choked_within_bounds() {
+    // Eight pieces: too few to grant any.
+    let mut small = HandSeed::new();
+    let a = small.connect(true, true);
+    assert!(small.peers[a].allowed.is_empty());
+
+    let mut seed = HandSeed::with(64 * 16 * KIB, 0);
+    let a = seed.connect(true, true);
+    let granted: Vec<PieceIndex> = seed.peers[a].allowed.iter().copied().collect();
+    assert!(!granted.is_empty() && granted.len() <= 5, "{granted:?}");
+    let request = |piece: PieceIndex| BlockRequest {
+        piece,
+        offset: 0,
+        length: 16 * 1024,
+    };
+    // Each granted piece asked for three times: served twice each at most.
+    for _ in 0..3 {
+        for &piece in &granted {
+            ask_as(&mut seed, a, request(piece));
+        }
+    }
+    assert!(!seed.open(a));
+    assert_eq!(seed.peers[a].pieces, 2 * granted.len());
+    assert_eq!(seed.peers[a].rejected, granted.len());
+    // A piece not granted is rejected.
+    let other = (0..64)
+        .map(PieceIndex)
+        .find(|p| !granted.contains(p))
+        .unwrap();
+    ask_as(&mut seed, a, request(other));
+    assert_eq!(seed.peers[a].rejected, granted.len() + 1);
+
+    // A second newcomer with ten pieces is no newcomer: nothing is granted.
+    let b = seed.connect(true, true);
+    assert!(!seed.peers[b].allowed.is_empty());
+    for p in 0..10 {
+        seed.send(b, Message::Have(PieceIndex(p)));
+    }
+    let before = seed.peers[b].pieces;
+    for piece in seed.peers[b].allowed.clone() {
+        if piece.0 >= 10 {
+            ask_as(&mut seed, b, request(piece));
+        }
+    }
+    assert_eq!(
+        seed.peers[b].pieces, before,
+        "served to a peer no longer starting"
+    );
+}
+
+/// Peer `index` of `seed` asks for `request`; the session's reads finish.
+fn ask_as(seed: &mut HandSeed, index: usize, request: BlockRequest) {
+    seed.peers[index].outstanding.insert(request);
+    seed.send(index, Message::Request(request));
+    seed.step(Duration::from_millis(50));
 }
 
 #[test]

@@ -26,7 +26,8 @@ fn file_index(info: &TorrentInfo, n: usize) -> FileIndex {
 }
 
 /// A torrent whose every file has priority 0 and that has no peer yet: a reader of its
-/// second file waits; once the seed is connected, the reader gets the file's exact bytes
+/// second file waits (and keeps asking when the file priorities are set to 0 again); once
+/// the seed is connected, the reader gets the file's exact bytes
 /// (by `read_chunk`, then again through `AsyncRead` after seeking back), and only the
 /// pieces of that file were fetched. A pad file cannot be opened; neither can a file past
 /// the end.
@@ -55,10 +56,12 @@ pub async fn a_file_streams_while_it_downloads<R: Runtime>(rt: R) {
     reader.set_readahead(64 * 1024);
     let expected = small::content(1, FILES[1].1);
 
+    let first_chunk = std::cell::Cell::new(false);
     let reading = async {
         let mut got = Vec::new();
         loop {
             let chunk = reader.read_chunk(20_000).await.unwrap();
+            first_chunk.set(true);
             if chunk.is_empty() {
                 break;
             }
@@ -68,10 +71,21 @@ pub async fn a_file_streams_while_it_downloads<R: Runtime>(rt: R) {
         got
     };
     let connecting = async {
-        // Nothing can arrive without a peer: the reader waits.
+        // Nothing can arrive without a peer: the reader is still waiting for its first
+        // bytes, and the pieces it wants have deadlines.
         runtime::sleep(&rt, Duration::from_millis(300)).await;
+        assert!(
+            !first_chunk.get(),
+            "a read returned before any piece arrived"
+        );
         let status = torrent.status().await.unwrap();
         assert_eq!(status.num_have, 0, "{status:?}");
+        // The application sets the file priorities again, lowering what the reader raised:
+        // the waiting reader asks for its piece again.
+        torrent
+            .prioritize_files(vec![0; FILES.len()])
+            .await
+            .unwrap();
         torrent
             .connect_peer(seeding.listen_addr().unwrap())
             .await

@@ -29,6 +29,20 @@ pub(super) fn deadline_millis(at: Instant) -> u64 {
 }
 
 impl Torrent {
+    /// Notes when the next deadline piece that is not urgent yet becomes urgent.
+    pub(super) fn schedule_urgency(&mut self, now: Instant) {
+        self.next_urgency = self.meta.as_ref().and_then(|meta| {
+            let deadline = meta
+                .picker
+                .first_deadline_after(deadline_millis(now + URGENT_WINDOW))?;
+            // (Not before the next millisecond: the deadlines are in whole milliseconds.)
+            let at = Instant::from_millis(deadline) - URGENT_WINDOW;
+            Some(at.max(now + core::time::Duration::from_millis(1)))
+        });
+    }
+}
+
+impl Torrent {
     // ----- availability and interest -----
 
     pub(super) fn on_bitfield(&mut self, now: Instant, key: PeerKey, bits: &Bytes) {

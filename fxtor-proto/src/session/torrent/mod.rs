@@ -266,6 +266,9 @@ pub(super) struct Torrent {
     hungry: BTreeSet<PeerKey>,
     /// Blocks became available again: offer them to hungry peers.
     refill: bool,
+    /// When the next piece with a deadline becomes urgent (its outstanding blocks may be
+    /// asked of more peers): hungry peers are offered blocks again then.
+    next_urgency: Option<Instant>,
 
     jobs: BTreeMap<DiskJobId, Job>,
     choker: Choker,
@@ -400,6 +403,7 @@ impl Torrent {
             dirty: Vec::new(),
             hungry: BTreeSet::new(),
             refill: false,
+            next_urgency: None,
             jobs: BTreeMap::new(),
             choker: Self::new_choker(shared),
             trackers: Trackers::new(id, info_hashes, &tracker_tiers, shared),
@@ -677,8 +681,10 @@ impl Torrent {
 
     pub fn set_piece_deadline(
         &mut self,
+        now: Instant,
         piece: PieceIndex,
         deadline: Instant,
+        shared: &mut Shared,
     ) -> Result<(), SessionError> {
         let meta = self.meta.as_mut().ok_or(SessionError::NoMetadata)?;
         if piece.0 >= meta.picker.num_pieces() {
@@ -686,6 +692,10 @@ impl Torrent {
         }
         meta.picker
             .set_piece_deadline(piece, deadline_millis(deadline));
+        // A hungry peer may take it now, or once it is urgent.
+        self.refill = true;
+        self.schedule_urgency(now);
+        self.flush(now, shared);
         Ok(())
     }
 
@@ -698,20 +708,28 @@ impl Torrent {
         Ok(())
     }
 
-    pub fn have_piece(&self, piece: PieceIndex) -> Result<bool, SessionError> {
+    /// The picker, if `piece` is one of the torrent's pieces.
+    fn picker_for(&self, piece: PieceIndex) -> Result<&PiecePicker, SessionError> {
         let meta = self.meta.as_ref().ok_or(SessionError::NoMetadata)?;
         if piece.0 >= meta.picker.num_pieces() {
             return Err(SessionError::OutOfRange);
         }
-        Ok(meta.picker.have(piece))
+        Ok(&meta.picker)
+    }
+
+    pub fn have_piece(&self, piece: PieceIndex) -> Result<bool, SessionError> {
+        Ok(self.picker_for(piece)?.have(piece))
     }
 
     pub fn piece_priority(&self, piece: PieceIndex) -> Result<u8, SessionError> {
-        let meta = self.meta.as_ref().ok_or(SessionError::NoMetadata)?;
-        if piece.0 >= meta.picker.num_pieces() {
-            return Err(SessionError::OutOfRange);
-        }
-        Ok(meta.picker.piece_priority(piece).get())
+        Ok(self.picker_for(piece)?.piece_priority(piece).get())
+    }
+
+    pub fn piece_deadline(&self, piece: PieceIndex) -> Result<Option<Instant>, SessionError> {
+        Ok(self
+            .picker_for(piece)?
+            .piece_deadline(piece)
+            .map(Instant::from_millis))
     }
 
     pub fn set_piece_priority(
@@ -1293,6 +1311,7 @@ impl Torrent {
             self.trackers_poll_timeout(),
             hashes,
             blame,
+            self.next_urgency,
         ]
         .into_iter()
         .flatten()
@@ -1322,6 +1341,10 @@ impl Torrent {
         self.trackers_timeout(now, shared);
         if self.is_active() && self.peer_list.handle_timeout(now) {
             self.connect_due = true;
+        }
+        if self.next_urgency.is_some_and(|t| t <= now) {
+            self.refill = true;
+            self.schedule_urgency(now);
         }
         self.pex_handle_timeout(now);
         self.hashes_handle_timeout(now);

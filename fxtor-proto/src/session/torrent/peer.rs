@@ -206,6 +206,8 @@ pub(super) struct Peer {
     pub pex: PeerPex,
     /// Whether its allowed-fast set was considered (see `fast.rs`).
     pub fast_set_offered: bool,
+    /// Bytes of allowed-fast pieces accepted to serve it while choked.
+    pub fast_bytes_served: u64,
 }
 
 impl Peer {
@@ -240,6 +242,7 @@ impl Peer {
             connection,
             pex: PeerPex::default(),
             fast_set_offered: false,
+            fast_bytes_served: 0,
         }
     }
 }

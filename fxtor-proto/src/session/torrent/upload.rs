@@ -40,12 +40,13 @@ impl Torrent {
             .meta
             .as_ref()
             .is_some_and(|m| m.picker.have(request.piece));
+        let piece_length = self.meta.as_ref().map_or(0, |m| m.info.piece_length());
         let allowed = self.uploading_allowed();
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
         let choked = peer.connection.am_choking()
-            && !peer.connection.granted_fast().contains(&request.piece);
+            && !super::fast::serve_while_choked(peer, &request, piece_length);
         if !have || !allowed || choked {
             peer.connection.reject_request(now, request);
             self.touch(key);
