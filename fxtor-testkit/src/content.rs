@@ -155,7 +155,7 @@ impl Swarm {
 
 /// Where file `path` of torrent `name` lies below `save_path` (the empty path: the
 /// single file `name` itself).
-fn file_path(save_path: &Path, name: &str, path: &str) -> PathBuf {
+pub fn file_path(save_path: &Path, name: &str, path: &str) -> PathBuf {
     let top = save_path.join(name);
     if path.is_empty() {
         top
