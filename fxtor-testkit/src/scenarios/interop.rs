@@ -216,7 +216,8 @@ pub async fn fxtor_streams_a_file_from_libtorrent<R: Runtime>(rt: R, swarm: &Swa
     let handle = session.add_torrent(params).await.unwrap();
 
     let (path, size) = swarm.files[0];
-    let expected = std::fs::read(crate::content::file_path(&swarm.src(), swarm.name, path)).unwrap();
+    let expected =
+        std::fs::read(crate::content::file_path(&swarm.src(), swarm.name, path)).unwrap();
     let index = info
         .files()
         .files()
