@@ -112,6 +112,9 @@ impl<R: Runtime> Session<R> {
         let mut config = settings.core_config(listen_addr.map_or(0, |a| a.port()))?;
         if let (Some(dht), Some(udp)) = (config.dht.as_mut(), udp_addr) {
             dht.port = Some(udp.port());
+            // An IPv6 socket reaches IPv4 nodes by their mapped addresses; an IPv4 one
+            // cannot reach IPv6 nodes.
+            dht.ipv6 = udp.is_ipv6();
         }
         let clock = Clock::new();
         let driver = Driver::new_session(clock.now(), config, settings.max_disk_jobs);

@@ -81,6 +81,10 @@ pub struct DhtSettings {
     /// The port our DHT datagrams come from, told to peers in `port` messages; `None`:
     /// the listen port (the driver binds its UDP socket there when it can).
     pub port: Option<u16>,
+    /// Whether IPv6 nodes can be reached (BEP32's second routing table, `nodes6`, `want`).
+    /// On by default; the adapters turn it off when the session's UDP socket is bound to
+    /// an IPv4 address, from which queries to IPv6 nodes could only time out.
+    pub ipv6: bool,
 }
 
 impl DhtSettings {
@@ -92,6 +96,7 @@ impl DhtSettings {
             read_only: false,
             state: None,
             port: None,
+            ipv6: true,
         }
     }
 
@@ -157,6 +162,7 @@ impl SessionDht {
             seed,
             read_only: settings.read_only,
             restrict_ips,
+            ipv6: settings.ipv6,
             rate_limit: if !restrict_ips {
                 None
             } else {

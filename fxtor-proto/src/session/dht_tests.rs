@@ -201,6 +201,28 @@ fn the_routing_table_is_saved_and_restored() {
     assert_eq!(routing_nodes(&net, fresh), 0);
 }
 
+/// A DHT whose socket cannot reach IPv6 (`DhtSettings::ipv6` off) sends nothing to an
+/// IPv6 node, and joins through the IPv4 one; with it on, the IPv6 node is asked.
+#[test]
+fn ipv6_nodes_are_left_alone_without_ipv6() {
+    for ipv6 in [false, true] {
+        let mut config = Net::config(0);
+        let mut settings = DhtSettings::new(vec![
+            PeerAddress::Ip("[2001:db8::9]:6881".parse().unwrap()),
+            PeerAddress::Ip("10.0.0.9:6881".parse().unwrap()),
+        ]);
+        settings.ipv6 = ipv6;
+        config.dht = Some(settings);
+        let now = crate::time::Instant::ZERO;
+        let mut session = Session::new(now, config);
+        let sent: Vec<_> = std::iter::from_fn(|| session.poll_datagram()).collect();
+        assert_eq!(sent.iter().any(|d| d.to.is_ipv6()), ipv6, "{sent:?}");
+        if !ipv6 {
+            assert!(sent.iter().any(|d| d.to.is_ipv4()), "{sent:?}");
+        }
+    }
+}
+
 #[test]
 fn host_name_bootstrap_nodes_are_resolved_by_the_driver() {
     let mut config = Net::config(0);
