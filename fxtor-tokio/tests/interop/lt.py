@@ -97,8 +97,7 @@ def check(args):
     deadline = time.time() + 300
     checked = False
     while not checked and time.time() < deadline:
-        ses.wait_for_alert(500)
-        for a in ses.pop_alerts():
+        for a in next_alerts(ses, 500):
             if isinstance(a, (lt.torrent_checked_alert, lt.torrent_error_alert)):
                 checked = True
     s = h.status()
@@ -111,6 +110,19 @@ def check(args):
         "info_hash_v1": str(h.info_hashes().v1) if h.info_hashes().has_v1() else None,
         "info_hash_v2": str(h.info_hashes().v2) if h.info_hashes().has_v2() else None,
     }, sys.stdout)
+
+
+def next_alerts(ses, timeout_ms):
+    """The session's alerts, waiting up to `timeout_ms` for one. Not `wait_for_alert`: the
+    alert it returns points into a queue that libtorrent's own thread may grow, moving it,
+    before the binding reads it (a segfault in the binding was seen here that way);
+    `pop_alerts` takes the queue away from that thread first."""
+    deadline = time.time() + timeout_ms / 1000
+    while True:
+        alerts = ses.pop_alerts()
+        if alerts or time.time() >= deadline:
+            return alerts
+        time.sleep(0.02)
 
 
 def transfer_session(ip="127.0.0.1"):
@@ -151,8 +163,7 @@ def wait_checked(ses, h, deadline):
         if s.state not in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data) \
                 and s.has_metadata:
             return True
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
     return False
 
 
@@ -172,8 +183,7 @@ def seed(args):
     print(json.dumps({"port": ses.listen_port(), "ip": args.ip, "state": str(s.state), "progress": s.progress}),
           flush=True)
     while True:
-        ses.wait_for_alert(1000)
-        ses.pop_alerts()
+        next_alerts(ses, 1000)
 
 
 def download(args):
@@ -208,8 +218,7 @@ def fetch(ses, h, peer_args, deadline):
             for peer in peers:
                 h.connect_peer(peer)
             connected_at = time.time()
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
     s = h.status()
     finished = s.has_metadata and s.is_seeding
     downloaded = s.total_payload_download
@@ -272,8 +281,7 @@ def pair(args):
         if not announced and time.time() > deadline:
             sys.exit("pair: B never connected to A")
         for name, ses in (("A", a), ("B", b)):
-            ses.wait_for_alert(100)
-            for alert in ses.pop_alerts():
+            for alert in next_alerts(ses, 100):
                 if alert.what() in ("peer_connect", "peer_disconnected", "peer_error",
                                     "incoming_connection", "peer_blocked"):
                     print("%s: %s" % (name, alert.message()), file=sys.stderr, flush=True)
@@ -307,8 +315,7 @@ def join(args):
             print(json.dumps({"learnt": None, "peers": ["%s:%d" % p.ip for p in infos]}),
                   flush=True)
             sys.exit(1)
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
 
 
 def dht_session(bootstrap):
@@ -353,8 +360,7 @@ def wait_dht(ses, deadline):
     while time.time() < deadline:
         if ses.status().dht_nodes > 0:  # (deprecated, but the simplest count there is)
             return True
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
     return False
 
 
@@ -363,8 +369,7 @@ def dht_node(args):
     ses = dht_session(args.bootstrap or [])
     print(json.dumps({"port": ses.listen_port()}), flush=True)
     while True:
-        ses.wait_for_alert(1000)
-        ses.pop_alerts()
+        next_alerts(ses, 1000)
 
 
 def dht_seed(args):
@@ -380,13 +385,11 @@ def dht_seed(args):
     # The announce's lookup takes a few round trips on loopback (milliseconds).
     deadline = time.time() + 2
     while time.time() < deadline:
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
     print(json.dumps({"port": ses.listen_port(), "state": str(h.status().state)}), flush=True)
     announced_at = time.time()
     while True:
-        ses.wait_for_alert(1000)
-        ses.pop_alerts()
+        next_alerts(ses, 1000)
         # Keep announcing: nodes that join later learn of us sooner.
         if time.time() - announced_at > 10:
             h.force_dht_announce()
@@ -413,8 +416,7 @@ def dht_download(args):
         if s.num_peers == 0 and time.time() - announced_at > 5:
             h.force_dht_announce()
             announced_at = time.time()
-        ses.wait_for_alert(200)
-        ses.pop_alerts()
+        next_alerts(ses, 200)
     finished = h.status().is_seeding
     checked = False
     if finished:
