@@ -198,6 +198,10 @@ pub struct AddTorrentParams {
     pub seed_mode: bool,
     /// File priorities (0–7) in the order of the non-pad files; empty: all 4.
     pub file_priorities: Vec<u8>,
+    /// Files that `file_priorities` does not cover get priority 0 instead of 4, so a magnet
+    /// link's files can be chosen once its metadata arrives (libtorrent's
+    /// `default_dont_download`).
+    pub default_dont_download: bool,
     /// Download in piece order.
     pub sequential: bool,
     /// Upload only: do not download pieces we lack.
@@ -219,6 +223,7 @@ impl AddTorrentParams {
             skip_check: core.skip_check,
             seed_mode: core.seed_mode,
             file_priorities: core.file_priorities,
+            default_dont_download: core.default_dont_download,
             sequential: core.sequential,
             upload_only: core.upload_only,
             trackers: core.trackers,
@@ -262,6 +267,7 @@ impl AddTorrentParams {
         core.skip_check = self.skip_check;
         core.seed_mode = self.seed_mode;
         core.file_priorities = self.file_priorities;
+        core.default_dont_download = self.default_dont_download;
         core.sequential = self.sequential;
         core.upload_only = self.upload_only;
         core.trackers = self.trackers;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use fxtor_proto::dht::DhtStats;
 use fxtor_proto::session::{Alert, TorrentId, TorrentState, TorrentStatus, TrackerEntry};
 use fxtor_proto::time::Instant;
-use fxtor_proto::PieceIndex;
+use fxtor_proto::{PieceIndex, TorrentInfo};
 
 use crate::alerts::{AlertQueue, Alerts};
 use crate::event_loop::{Command, EventLoop};
@@ -317,6 +317,16 @@ impl<R: Runtime> TorrentHandle<R> {
     pub async fn resume(&self) -> Result<(), Error> {
         self.command(|d, now, id| d.core_mut().resume(now, id))
             .await
+    }
+
+    /// What it is (libtorrent's `torrent_file`): `None` for a magnet link whose metadata has
+    /// not arrived yet.
+    pub async fn torrent_info(&self) -> Result<Option<Arc<TorrentInfo>>, Error> {
+        self.command(|d, _, id| match d.core().contains_torrent(id) {
+            true => Ok(d.core().torrent_info(id)),
+            false => Err(fxtor_proto::session::SessionError::UnknownTorrent(id)),
+        })
+        .await
     }
 
     /// Its state and numbers now.

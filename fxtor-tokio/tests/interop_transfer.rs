@@ -432,3 +432,93 @@ fn libtorrent_fetches_the_metadata_from_fxtor() {
         assert_same_content(out.path(), &context);
     }
 }
+
+/// `fxtor stream` writes one file to stdout while it downloads from a libtorrent seeder (a
+/// slow one, so the stream leads the download): stdout holds exactly the file's bytes (the
+/// 19 MiB `sub/b.bin`, and by default the largest file), and the torrent's other files were
+/// not downloaded. v1 and hybrid (a magnet link for the hybrid).
+#[test]
+fn fxtor_streams_a_file_to_stdout() {
+    if !have_libtorrent() {
+        return;
+    }
+    let f = fixtures();
+    for (version, file, expected_path) in [
+        ("v1", Some("sub/b.bin"), "sub/b.bin"),
+        ("hybrid", None, "a.bin"),
+    ] {
+        let context = format!("{version} streamed to stdout");
+        let fixture = f.torrent(version);
+        let (_seeder, addr) = lt_seed(&fixture.torrent, &f.src(), Some(40_000_000));
+        let out = tempfile::tempdir().unwrap();
+        let source = if version == "hybrid" {
+            let info = fxtor_info(fixture.torrent.to_str().unwrap());
+            format!(
+                "magnet:?xt=urn:btih:{}",
+                info["info_hash_v1"].as_str().unwrap()
+            )
+        } else {
+            fixture.torrent.to_str().unwrap().to_owned()
+        };
+        let mut cmd = fxtor();
+        cmd.arg("stream")
+            .arg(&source)
+            .arg("-o")
+            .arg(out.path())
+            .args(["--listen", "127.0.0.1:0", "--peer", &addr.to_string()]);
+        if let Some(file) = file {
+            cmd.args(["--file", file]);
+        }
+        let (status, stdout, stderr) = run_with_binary_stdout(&mut cmd, TRANSFER_LIMIT);
+        assert_eq!(status, Some(0), "{context}: {stderr}");
+        let theirs = std::fs::read(f.src().join(NAME).join(expected_path)).unwrap();
+        assert_eq!(stdout.len(), theirs.len(), "{context}: {stderr}");
+        assert!(stdout == theirs, "{context}: the bytes differ");
+        for (path, _) in FILES.iter().filter(|(p, _)| *p != expected_path) {
+            let other = out.path().join(NAME).join(path);
+            let len = std::fs::metadata(&other).map_or(0, |m| m.len());
+            let written =
+                std::fs::read(&other).map_or(0, |b| b.iter().filter(|&&x| x != 0).count());
+            assert!(
+                written == 0 || len == 0,
+                "{context}: {path} was downloaded ({written} bytes)"
+            );
+        }
+    }
+}
+
+/// Runs `cmd`, keeping its stdout as bytes; kills it after `limit`. Its exit status (None if
+/// killed by a signal), stdout and stderr.
+fn run_with_binary_stdout(cmd: &mut Command, limit: Duration) -> (Option<i32>, Vec<u8>, String) {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let err = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}

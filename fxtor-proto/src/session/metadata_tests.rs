@@ -313,6 +313,50 @@ fn a_magnets_select_only_downloads_just_those_files() {
     assert_eq!(finished.len(), 3);
 }
 
+/// `default_dont_download`: a magnet's files wait at priority 0 once its metadata arrives
+/// (nothing is downloaded; the torrent is finished with nothing wanted) until one is
+/// chosen, and then only that one is downloaded.
+#[test]
+fn a_magnet_added_to_download_nothing_waits_for_its_files_to_be_chosen() {
+    let content = Content::new(
+        TorrentVersion::V1,
+        16 * 1024,
+        &[("a", 32 * KIB), ("b", 48 * KIB), ("c", 16 * KIB)],
+        6,
+    );
+    let mut net = Net::new();
+    let seed_node = net.add_node();
+    let node = net.add_node();
+    net.add_seed(seed_node, &content);
+    let mut params = AddTorrentParams::new(TorrentSource::Magnet(MagnetLink::new(
+        content.info.info_hashes(),
+    )));
+    params.peers = vec![net.nodes[seed_node].addr];
+    params.default_dont_download = true;
+    let torrent = net.add_torrent(node, params, &content, []);
+    assert!(net.run_until(MINUTE, |net| net.is_in(
+        node,
+        torrent,
+        TorrentState::Finished
+    )));
+    net.run_for(Duration::from_secs(5));
+    let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+    assert_eq!((status.total_wanted, status.num_have), (0, 0), "{status:?}");
+    net.with(node, |s, now| {
+        s.prioritize_files(now, torrent, &[0, 1, 0]).unwrap()
+    });
+    assert!(net.run_until(MINUTE, |net| {
+        let status = net.nodes[node].session.status(net.now, torrent).unwrap();
+        status.total_wanted > 0 && net.is_in(node, torrent, TorrentState::Finished)
+    }));
+    let finished = net.nodes[node].finished_pieces(torrent);
+    assert_eq!(finished.len(), 3);
+    assert!(
+        finished.iter().all(|p| (2..5).contains(&p.0)),
+        "{finished:?}"
+    );
+}
+
 /// A v2 torrent whose files span several pieces, one of them more than a chunk of 512
 /// piece hashes.
 fn v2_multi_piece(seed: u64) -> Content {

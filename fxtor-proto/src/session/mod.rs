@@ -543,6 +543,11 @@ impl Session {
         self.torrents.get(&torrent)?.info()
     }
 
+    /// Whether the session holds `torrent`.
+    pub fn contains_torrent(&self, torrent: TorrentId) -> bool {
+        self.torrents.contains_key(&torrent)
+    }
+
     /// The torrents in the session.
     pub fn torrents(&self) -> Vec<TorrentId> {
         self.torrents.keys().copied().collect()

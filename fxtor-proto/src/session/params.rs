@@ -100,6 +100,10 @@ pub struct AddTorrentParams {
     pub seed_mode: bool,
     /// File priorities (0–7), in the order of the non-pad files; empty: all 4.
     pub file_priorities: Vec<u8>,
+    /// Files that `file_priorities` does not cover get priority 0 instead of 4
+    /// (libtorrent's `default_dont_download`): a magnet link's files can be chosen once its
+    /// metadata arrives, before any of them is downloaded.
+    pub default_dont_download: bool,
     /// Download in piece order.
     pub sequential: bool,
     /// Stop downloading (but keep seeding) pieces we do not have: upload only.
@@ -121,6 +125,7 @@ impl AddTorrentParams {
             skip_check: false,
             seed_mode: false,
             file_priorities: Vec::new(),
+            default_dont_download: false,
             sequential: false,
             upload_only: false,
             trackers: Vec::new(),

@@ -4,6 +4,7 @@ mod create;
 mod download;
 mod info;
 mod seed;
+mod stream;
 mod transfer;
 
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ enum Command {
     Download(download::DownloadArgs),
     /// Check a torrent's data and serve it until interrupted.
     Seed(seed::SeedArgs),
+    /// Write one file of a torrent to stdout while it downloads, in order (for a player
+    /// reading a pipe); only that file is downloaded.
+    Stream(stream::StreamArgs),
 }
 
 /// Why a subcommand failed.
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Create(args) => create::run(args).await,
         Command::Download(args) => download::run(args).await,
         Command::Seed(args) => seed::run(args).await,
+        Command::Stream(args) => stream::run(args).await,
     }
 }
 
@@ -153,6 +158,29 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn stream_takes_a_source_a_directory_a_file_and_peers() {
+        let Command::Stream(args) = parse(&[
+            "stream",
+            "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+            "-o",
+            "out",
+            "--file",
+            "sub/movie.mkv",
+            "--peer",
+            "127.0.0.1:6881",
+            "--no-dht",
+        ])
+        .unwrap() else {
+            panic!("not a stream");
+        };
+        assert_eq!(args.file.as_deref(), Some("sub/movie.mkv"));
+        assert_eq!(args.save_path, PathBuf::from("out"));
+        assert_eq!(args.peers, ["127.0.0.1:6881".parse().unwrap()]);
+        assert!(args.dht.no_dht);
+        assert!(parse(&["stream", "a.torrent"]).is_err(), "-o is required");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn start_session(listen: SocketAddr, dht: &DhtArgs) -> Result<Session,
     tokio::spawn(async move {
         while let Some(alert) = alerts.recv().await {
             if let Alert::DhtBootstrapped { nodes } = alert {
-                println!("DHT: joined, {nodes} nodes");
+                eprintln!("DHT: joined, {nodes} nodes");
             }
         }
     });
@@ -167,6 +167,8 @@ pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
     last_line: Option<Instant>,
+    /// Plain status lines go to stderr (stdout carries data).
+    lines_to_stderr: bool,
 }
 
 impl Progress {
@@ -184,6 +186,15 @@ impl Progress {
             bar,
             started: Instant::now(),
             last_line: None,
+            lines_to_stderr: false,
+        }
+    }
+
+    /// Progress that leaves stdout alone: plain status lines go to stderr too.
+    pub fn on_stderr() -> Self {
+        Self {
+            lines_to_stderr: true,
+            ..Self::new()
         }
     }
 
@@ -210,11 +221,16 @@ impl Progress {
             return;
         }
         self.last_line = Some(now);
-        println!(
+        let line = format!(
             "[{:>6.1}s] {}",
             self.started.elapsed().as_secs_f64(),
             status_line(status)
         );
+        if self.lines_to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
 
     /// Prints a line without tearing the bar.

@@ -193,6 +193,8 @@ struct Setup {
     skip_check: bool,
     sequential: bool,
     file_priorities: Vec<u8>,
+    /// Files `file_priorities` does not cover get priority 0.
+    default_dont_download: bool,
     /// A magnet link's `so=` (BEP53): download only these files, unless file priorities
     /// were given.
     select_only: Vec<crate::magnet::FileRange>,
@@ -306,6 +308,7 @@ impl Torrent {
             skip_check,
             seed_mode,
             file_priorities,
+            default_dont_download,
             sequential,
             upload_only,
             trackers,
@@ -433,6 +436,7 @@ impl Torrent {
             skip_check,
             sequential,
             file_priorities,
+            default_dont_download,
             select_only,
             resume,
         };
@@ -459,6 +463,7 @@ impl Torrent {
             skip_check,
             sequential,
             mut file_priorities,
+            default_dont_download,
             select_only,
             resume,
         } = setup;
@@ -475,6 +480,15 @@ impl Torrent {
                         }
                     })
                     .collect();
+            }
+        }
+        if default_dont_download {
+            if let Some(meta) = &self.meta {
+                let non_pad = meta.info.files().files().iter().filter(|f| !f.is_pad());
+                let count = non_pad.count();
+                if file_priorities.len() < count {
+                    file_priorities.resize(count, 0);
+                }
             }
         }
         if !file_priorities.is_empty() {
